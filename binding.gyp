@@ -1,0 +1,15 @@
+{
+  "targets": [
+    {
+      "target_name": "nea_native",
+      "sources": [
+        "src/native/addon.cc",
+        "src/native/netns.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags_cc": ["-O2", "-std=c++17", "-Wall", "-Wextra", "-Werror=return-type"],
+      "cflags_cc!": ["-fno-exceptions"]
+    }
+  ]
+}

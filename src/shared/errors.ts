@@ -1,0 +1,47 @@
+/**
+ * One error class per failure, matchable by `name` and by `code`.
+ *
+ * `NeaError.code` is a stable, documented identifier (see docs/errors.md);
+ * `message` is one line that says what failed and what to do about it.
+ */
+export class NeaError extends Error {
+  /** Stable machine-readable code, e.g. `TUN_BUSY`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** An OS call failed; `errno` is the symbolic name (`EBUSY`, `EPERM`, ...). */
+export class SystemError extends NeaError {
+  readonly errno: string;
+  readonly syscall: string;
+
+  constructor(code: string, errno: string, syscall: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.errno = errno;
+    this.syscall = syscall;
+  }
+}
+
+/** Input (config file, API body, argument) was refused; nothing was changed. */
+export class ValidationError extends NeaError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_INPUT', message, options);
+  }
+}
+
+/** Shape of the errors the native addon throws. */
+export interface NativeErrnoError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+export function isNativeErrnoError(e: unknown): e is NativeErrnoError {
+  return e instanceof Error && typeof (e as Partial<NativeErrnoError>).code === 'string' &&
+    typeof (e as Partial<NativeErrnoError>).syscall === 'string';
+}
