@@ -137,7 +137,7 @@ export class Netns {
   /** Start a packet capture on `ifname`; resolves once tcpdump is listening. */
   async capture(ifname: string, filter: readonly string[] = []): Promise<Capture> {
     const file = join(this.topo.workdir, `${ifname}-${this.topo.captures.length}.pcap`);
-    const proc = this.spawn('tcpdump', ['-i', ifname, '-U', '-n', '-s', '0', '-w', file, ...filter], 'tcpdump');
+    const proc = this.spawn('tcpdump', ['-i', ifname, '--immediate-mode', '-U', '-n', '-s', '0', '-w', file, ...filter], 'tcpdump');
     await waitFor(`tcpdump listening on ${ifname}`, () => proc.stderr.includes('listening on') || !proc.running, { timeoutMs: 10_000 });
     if (!proc.running) throw new Error(`tcpdump on ${ifname} exited: ${proc.stderr.trim()}`);
     const cap = new Capture(proc, file);
@@ -161,7 +161,10 @@ export class Capture {
     await this.proc.stop('SIGINT');
   }
 
-  /** Decoded packets, one line each, with link-level headers (`tcpdump -r -e -nn`). */
+  /**
+   * Decoded packets, one line each, with link-level headers (`tcpdump -r -e -nn`).
+   * Readable while the capture runs: packets are written as they arrive.
+   */
   async lines(extra: readonly string[] = []): Promise<string[]> {
     const r = await run('tcpdump', ['-r', this.file, '-e', '-nn', ...extra], { allowFail: true });
     return r.stdout.split('\n').filter((l) => l.trim() !== '');
