@@ -1,0 +1,2 @@
+// Every subcommand module registers itself on import.
+export {};
