@@ -4,7 +4,8 @@
       "target_name": "nea_native",
       "sources": [
         "src/native/addon.cc",
-        "src/native/netns.cc"
+        "src/native/netns.cc",
+        "src/native/tuntap.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -1,0 +1,328 @@
+// TAP (Ethernet) and TUN (IP) devices: one object per queue.
+//
+// JS: new TunTap(name, tun, multiQueue, batchSize, slotSize, onBatch, onError)
+//   opens /dev/net/tun (O_RDWR | O_NONBLOCK | O_CLOEXEC) and attaches queue to
+//   the interface `name` with IFF_NO_PI (no packet-information header: slots
+//   hold bare Ethernet frames for a TAP, bare IP packets for a TUN), creating
+//   it if needed. With multiQueue (IFF_MULTI_QUEUE), open the same name again
+//   for each further queue; the kernel spreads flows over the queues.
+//   A non-persistent device disappears when its last queue closes.
+//
+// Reading is inherited from BatchSource (uv_poll + slab + one onBatch(count)
+// per batch). Writing:
+//   write(buf, offset, length) -> boolean   false when the kernel refused the
+//                                           frame (EAGAIN): the caller decides
+//   writeBatch(buf, offsets, lengths, count) -> number of frames written, in
+//                                           order; stops at the first EAGAIN
+//                                           (the rest are the caller's: retry
+//                                           later or drop)
+// Other write errors throw an errno error; writeBatch's error carries
+// .written, the number of frames written before the failing one.
+#include "batch_source.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+
+namespace nea {
+
+namespace {
+
+constexpr const char* kTunPath = "/dev/net/tun";
+
+// Data of a Uint8Array / Uint32Array argument, or nullptr (TypeError pending).
+template <typename T>
+T* TypedArrayData(napi_env env, napi_value v, napi_typedarray_type want, size_t* length, const char* what) {
+  bool is = false;
+  napi_typedarray_type type;
+  void* data = nullptr;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, v, &type, length, &data, nullptr, nullptr) != napi_ok || type != want) {
+    Napi::TypeError::New(env, std::string(what) +
+                                  (want == napi_uint8_array ? " must be a Uint8Array or Buffer" : " must be a Uint32Array"))
+        .ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  return static_cast<T*>(data);
+}
+
+bool ToUint32(napi_env env, napi_value v, uint32_t* out, const char* what) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0) || d > 4294967295.0 || d != static_cast<uint32_t>(d)) {
+    Napi::TypeError::New(env, std::string(what) + " must be an integer from 0 to 2^32-1").ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<uint32_t>(d);
+  return true;
+}
+
+}  // namespace
+
+class TunTap : public BatchSource<TunTap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    auto props = BaseMethods();
+    props.push_back(InstanceMethod("write", &TunTap::Write));
+    props.push_back(InstanceMethod("writeBatch", &TunTap::WriteBatch));
+    return DefineClass(env, "TunTap", props);
+  }
+
+  explicit TunTap(const Napi::CallbackInfo& info) : BatchSource<TunTap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 7 || !info[0].IsString() || !info[1].IsBoolean() || !info[2].IsBoolean() ||
+        !info[3].IsNumber() || !info[4].IsNumber() || !info[5].IsFunction() || !info[6].IsFunction()) {
+      Napi::TypeError::New(env,
+                           "new TunTap(name: string, tun: boolean, multiQueue: boolean, batchSize: number, "
+                           "slotSize: number, onBatch: function, onError: function)")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    std::string name = info[0].As<Napi::String>().Utf8Value();
+    bool tun = info[1].As<Napi::Boolean>().Value();
+    bool multiQueue = info[2].As<Napi::Boolean>().Value();
+    uint32_t batchSize = info[3].As<Napi::Number>().Uint32Value();
+    uint32_t slotSize = info[4].As<Napi::Number>().Uint32Value();
+    const char* kind = tun ? "TUN" : "TAP";
+
+    if (batchSize < 1 || batchSize > kMaxBatchSize) {
+      Napi::RangeError::New(env, "batchSize must be 1.." + std::to_string(kMaxBatchSize) + " frames")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    if (slotSize < kMinSlotSize || slotSize > kMaxSlotSize) {
+      Napi::RangeError::New(env, "slotSize must be " + std::to_string(kMinSlotSize) + ".." +
+                                     std::to_string(kMaxSlotSize) + " bytes")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    // Checked up front: the kernel would silently truncate a long name.
+    if (name.size() >= IFNAMSIZ) {
+      ErrnoError(env, ENAMETOOLONG, "TUNSETIFF",
+                 std::string("cannot open ") + kind + " '" + name + "': the name has " + std::to_string(name.size()) +
+                     " characters",
+                 "Linux interface names have at most " + std::to_string(IFNAMSIZ - 1) + " characters")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+
+    int fd = open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      std::string hint;
+      if (err == ENOENT || err == ENODEV || err == ENXIO)
+        hint = "load the tun module (modprobe tun) or create the node (mknod /dev/net/tun c 10 200)";
+      else if (err == EACCES || err == EPERM)
+        hint = "opening /dev/net/tun needs CAP_NET_ADMIN: run as root";
+      ErrnoError(env, err, "open", std::string("cannot open ") + kTunPath + " for " + kind + " '" + name + "'", hint)
+          .ThrowAsJavaScriptException();
+      return;
+    }
+
+    struct ifreq ifr {};
+    ifr.ifr_flags = static_cast<short>((tun ? IFF_TUN : IFF_TAP) | IFF_NO_PI | (multiQueue ? IFF_MULTI_QUEUE : 0));
+    memcpy(ifr.ifr_name, name.data(), name.size());
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+      int err = errno;
+      close(fd);
+      std::string hint;
+      switch (err) {
+        case EPERM:
+        case EACCES:
+          hint = std::string("creating or attaching to ") + kind + " devices needs CAP_NET_ADMIN: run as root";
+          break;
+        case EBUSY:
+          hint = "interface name " + name + " is already in use by an open " + kind +
+                 " (not multi-queue): close it or pick another name";
+          break;
+        case EINVAL:
+          hint = "interface name " + name + " is already in use by another link (not a " + kind +
+                 " with the same multi-queue setting): pick another name or delete that link";
+          break;
+        default:
+          break;
+      }
+      ErrnoError(env, err, "TUNSETIFF", std::string("cannot open ") + kind + " '" + name + "'", hint)
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    ifr.ifr_name[IFNAMSIZ - 1] = '\0';
+
+    Napi::Object self = info.This().As<Napi::Object>();
+    if (!Attach(env, self, fd, batchSize, slotSize, info[5].As<Napi::Function>(), info[6].As<Napi::Function>(),
+                tun ? "nea.Tun" : "nea.Tap")) {
+      return;
+    }
+    name_ = ifr.ifr_name;
+    kind_ = kind;
+    self.Set("name", Napi::String::New(env, name_));
+  }
+
+  static const char* ReadSyscall() { return "read"; }
+
+  // Reads frames into slots [0, max) until EAGAIN or the slab is full. Each
+  // read offers one byte more than a slot (into a scratch byte): a frame
+  // that fills it is longer than a slot, came back truncated, and is dropped
+  // and counted in kRxDrops.
+  ReadResult ReadBatch(uint32_t max) {
+    const int fd = Fd();
+    const uint32_t slotSize = SlotSize();
+    struct iovec iov[2];
+    iov[0].iov_len = slotSize;
+    iov[1].iov_base = &overflow_;
+    iov[1].iov_len = 1;
+    uint32_t n = 0;
+    double bytes = 0;
+    int err = 0;
+    while (n < max) {
+      iov[0].iov_base = Slot(n);
+      ssize_t r = readv(fd, iov, 2);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) err = errno;
+        break;
+      }
+      if (r == 0) continue;
+      if (static_cast<size_t>(r) > slotSize) {
+        counters_[kRxDrops] += 1;
+        continue;
+      }
+      lengths_[n++] = static_cast<uint32_t>(r);
+      bytes += static_cast<double>(r);
+    }
+    counters_[kRxFrames] += n;
+    counters_[kRxBytes] += bytes;
+    return {n, err};
+  }
+
+ private:
+  // write(buf, offset, length) -> boolean
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    napi_env env = info.Env();
+    if (!IsOpen()) return ThrowClosed(info.Env(), "write");
+    size_t bufLen = 0;
+    uint32_t offset, length;
+    if (info.Length() < 3) {
+      Napi::TypeError::New(env, "write(buf, offset, length)").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    auto* buf = TypedArrayData<uint8_t>(env, info[0], napi_uint8_array, &bufLen, "buf");
+    if (buf == nullptr || !ToUint32(env, info[1], &offset, "offset") || !ToUint32(env, info[2], &length, "length"))
+      return Napi::Value();
+    if (uint64_t{offset} + length > bufLen) {
+      Napi::RangeError::New(env, "write(): offset + length is beyond the end of buf").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    for (;;) {
+      ssize_t w = ::write(Fd(), buf + offset, length);
+      if (w >= 0) {
+        counters_[kTxFrames] += 1;
+        counters_[kTxBytes] += length;
+        return Napi::Boolean::New(env, true);
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        counters_[kTxDrops] += 1;
+        return Napi::Boolean::New(env, false);
+      }
+      WriteError(env, errno, "writing a frame to " + kind_ + " " + name_ + " failed").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+  }
+
+  // writeBatch(buf, offsets, lengths, count) -> number
+  Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
+    napi_env env = info.Env();
+    if (!IsOpen()) return ThrowClosed(info.Env(), "writeBatch");
+    if (info.Length() < 4) {
+      Napi::TypeError::New(env, "writeBatch(buf, offsets, lengths, count)").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    size_t bufLen = 0, nOffsets = 0, nLengths = 0;
+    uint32_t count;
+    auto* buf = TypedArrayData<uint8_t>(env, info[0], napi_uint8_array, &bufLen, "buf");
+    if (buf == nullptr) return Napi::Value();
+    auto* offsets = TypedArrayData<uint32_t>(env, info[1], napi_uint32_array, &nOffsets, "offsets");
+    if (offsets == nullptr) return Napi::Value();
+    auto* lengths = TypedArrayData<uint32_t>(env, info[2], napi_uint32_array, &nLengths, "lengths");
+    if (lengths == nullptr || !ToUint32(env, info[3], &count, "count")) return Napi::Value();
+    if (count > nOffsets || count > nLengths) {
+      Napi::RangeError::New(env, "writeBatch(): count is larger than offsets or lengths").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    for (uint32_t i = 0; i < count; ++i) {
+      if (uint64_t{offsets[i]} + lengths[i] > bufLen) {
+        Napi::RangeError::New(env, "writeBatch(): frame " + std::to_string(i) + " is beyond the end of buf")
+            .ThrowAsJavaScriptException();
+        return Napi::Value();
+      }
+    }
+    const int fd = Fd();
+    uint32_t i = 0;
+    double bytes = 0;
+    int err = 0;
+    while (i < count) {
+      ssize_t w = ::write(fd, buf + offsets[i], lengths[i]);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        err = errno;
+        break;
+      }
+      bytes += lengths[i];
+      ++i;
+    }
+    counters_[kTxFrames] += i;
+    counters_[kTxBytes] += bytes;
+    if (err == EAGAIN) {
+      counters_[kTxDrops] += count - i;
+    } else if (err != 0) {
+      Napi::Error e = WriteError(env, err, "writing frame " + std::to_string(i) + " to " + kind_ + " " + name_ + " failed");
+      e.Set("written", Napi::Number::New(env, i));
+      e.ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    return Napi::Number::New(env, i);
+  }
+
+  Napi::Error WriteError(Napi::Env env, int err, const std::string& what) const {
+    std::string hint;
+    if (err == EIO) hint = "the interface is down: bring it up (ip link set " + name_ + " up)";
+    else if (err == EINVAL) hint = "the frame is shorter than a header or longer than the device accepts";
+    return ErrnoError(env, err, "write", what, hint);
+  }
+
+  static Napi::Value ThrowClosed(Napi::Env env, const char* what) {
+    ErrnoError(env, EBADF, "write", std::string(what) + "(): the device is closed").ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+
+  std::string name_;
+  std::string kind_;
+  uint8_t overflow_ = 0;  // receives the first byte beyond a slot (see ReadBatch)
+};
+
+// Keeps this shared object mapped for the life of the process. A worker
+// thread's teardown unloads its addons (dlclose) before libuv runs the close
+// callbacks of handles closed during that teardown; those callbacks live in
+// this file, so the object must outlive every environment that loaded it.
+static void PinAddon() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&PinAddon), &info) != 0 && info.dli_fname != nullptr) {
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  }
+}
+
+void InitTunTap(Napi::Env env, Napi::Object exports) {
+  PinAddon();
+  exports.Set("TunTap", TunTap::Define(env));
+  Napi::Object limits = Napi::Object::New(env);
+  limits.Set("maxBatchSize", Napi::Number::New(env, kMaxBatchSize));
+  limits.Set("minSlotSize", Napi::Number::New(env, kMinSlotSize));
+  limits.Set("maxSlotSize", Napi::Number::New(env, kMaxSlotSize));
+  limits.Set("maxBatchesPerWakeup", Napi::Number::New(env, kMaxBatchesPerWakeup));
+  exports.Set("tunTapLimits", limits);
+}
+
+}  // namespace nea
