@@ -24,6 +24,7 @@
 import { openSync, closeSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SystemError } from '../src/shared/errors.js';
+import { createLogger } from '../src/shared/log.js';
 import { LinkConflictError, OWNER_ALIAS, describeChange, type DesiredNetwork } from '../src/netconfig/desired.js';
 import { Netlink } from '../src/netconfig/netlink.js';
 import { netnsPath } from '../src/netconfig/netns.js';
@@ -429,12 +430,17 @@ describe.skipIf(!isRoot())('netconfig on a real kernel', () => {
       // 10.61.0.1 is not on any link: the kernel refuses the route.
       routes: [{ dst: '10.62.0.0/16', via: '10.61.0.1', dev: 'br0' }],
     };
+    const lines: string[] = [];
+    const log = createLogger({ level: 'info', sink: (l) => { lines.push(l); } });
     let err: unknown;
     try {
-      await reconcile(nl, d);
+      await reconcile(nl, d, { log });
     } catch (e) {
       err = e;
     }
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toMatch(/INFO {2}netconfig change change="add bridge br0"$/);
+    expect(lines[3]).toMatch(/ERROR netconfig change failed change="add route 10\.62\.0\.0\/16 via 10\.61\.0\.1 dev br0 metric 0" error=".*ENETUNREACH/);
     expect(err).toBeInstanceOf(ReconcileError);
     const re = err as ReconcileError;
     expect(re.code).toBe('NETCONFIG_APPLY_FAILED');

@@ -9,6 +9,7 @@
  * converged, and the next reconcile (from a fresh snapshot) continues.
  */
 import { NeaError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
 import { OWNER_ALIAS, describeChange, plan, type Change, type DesiredNetwork, type KernelState, type PlannedRoute } from './desired.js';
 import type { Netlink, RouteSpec } from './netlink.js';
 
@@ -68,20 +69,28 @@ export async function applyChange(client: NetconfigClient, c: Change): Promise<v
   }
 }
 
+export interface ReconcileOptions {
+  /** Each applied change is logged at info (`netconfig change`, `change=...`); a failing one at error. */
+  log?: Logger;
+}
+
 /**
  * Bring the client's namespace to `desired`; returns the changes applied
  * (empty when it already matched). Idempotent: a second call with the same
  * desired state returns [] and touches nothing.
  */
-export async function reconcile(client: NetconfigClient, desired: DesiredNetwork): Promise<Change[]> {
+export async function reconcile(client: NetconfigClient, desired: DesiredNetwork, opts: ReconcileOptions = {}): Promise<Change[]> {
   const changes = plan(await readState(client), desired);
   const applied: Change[] = [];
   for (const c of changes) {
     try {
       await applyChange(client, c);
     } catch (e) {
-      throw new ReconcileError(applied, c, e);
+      const err = new ReconcileError(applied, c, e);
+      opts.log?.error('netconfig change failed', { change: describeChange(c), error: err.message });
+      throw err;
     }
+    opts.log?.info('netconfig change', { change: describeChange(c) });
     applied.push(c);
   }
   return applied;
