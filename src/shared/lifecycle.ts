@@ -33,15 +33,15 @@ export class Lifecycle {
 
   /** Stops started parts in reverse order; every part is stopped even if one fails; the first error is rethrown. */
   async stop(): Promise<void> {
-    let first: unknown;
+    let first: Error | undefined;
     while (this.started.length > 0) {
       const p = this.started.pop()!;
       try {
         await p.stop();
       } catch (e) {
-        first ??= e;
+        first ??= e instanceof Error ? e : new Error(String(e));
       }
     }
-    if (first !== undefined) throw first;
+    if (first) throw first;
   }
 }
