@@ -189,6 +189,13 @@ class BatchSource : public Napi::ObjectWrap<Derived> {
   }
 
   // One poll wake-up: up to kMaxBatchesPerWakeup batches, one onBatch each.
+  //
+  // Busy mode: when a batch fills the slab, more frames are likely on the
+  // way, so the fd leaves epoll (uv_poll_stop) until the end of this wake-up.
+  // Otherwise every frame the kernel queues meanwhile (often frames the JS
+  // callback itself causes) would run the epoll wake-up callback. Two
+  // epoll_ctl calls per busy wake-up buy that back many times over; a quiet
+  // wake-up (slab not full) stays registered and costs nothing extra.
   void Drain(int status) {
     Napi::Env env(env_);
     Napi::HandleScope scope(env);
@@ -198,8 +205,13 @@ class BatchSource : public Napi::ObjectWrap<Derived> {
       Fail(env, recv, -status, "poll");
       return;
     }
+    bool detached = false;
     for (int b = 0; b < kMaxBatchesPerWakeup && state_ == State::kReading; ++b) {
       ReadResult r = static_cast<Derived*>(this)->ReadBatch(batchSize_);
+      if (r.count == batchSize_ && !detached) {
+        uv_poll_stop(poll_);
+        detached = true;
+      }
       if (r.count > 0) {
         counters_[kRxBatches] += 1;
         napi_value argv[1];
@@ -212,6 +224,11 @@ class BatchSource : public Napi::ObjectWrap<Derived> {
         break;
       }
       if (r.count < batchSize_) break;  // drained: the kernel said EAGAIN
+    }
+    // Re-arm after busy mode, unless JS paused, closed or reading failed.
+    if (detached && state_ == State::kReading) {
+      int rc = uv_poll_start(poll_, UV_READABLE, &BatchSource::OnPoll);
+      if (rc != 0) Fail(env, recv, -rc, "uv_poll_start");
     }
   }
 

@@ -115,7 +115,7 @@ class TunTap : public BatchSource<TunTap> {
       if (err == ENOENT || err == ENODEV || err == ENXIO)
         hint = "load the tun module (modprobe tun) or create the node (mknod /dev/net/tun c 10 200)";
       else if (err == EACCES || err == EPERM)
-        hint = "opening /dev/net/tun needs CAP_NET_ADMIN: run as root";
+        hint = "TAP/TUN devices need root (access to /dev/net/tun and CAP_NET_ADMIN): run as root";
       ErrnoError(env, err, "open", std::string("cannot open ") + kTunPath + " for " + kind + " '" + name + "'", hint)
           .ThrowAsJavaScriptException();
       return;
@@ -162,23 +162,25 @@ class TunTap : public BatchSource<TunTap> {
 
   static const char* ReadSyscall() { return "read"; }
 
-  // Reads frames into slots [0, max) until EAGAIN or the slab is full. Each
-  // read offers one byte more than a slot (into a scratch byte): a frame
-  // that fills it is longer than a slot, came back truncated, and is dropped
-  // and counted in kRxDrops.
+  // Reads frames into slots [0, max) (max <= the slab's slots) until EAGAIN
+  // or the slab is full. Each read offers one byte more than a slot: a frame
+  // that fills it is longer than a slot, came back truncated (the kernel
+  // copies what fits), and is dropped and counted in kRxDrops. That extra
+  // byte lands in the next slot, which is free; the last slot reads with
+  // readv() into a scratch byte instead.
   ReadResult ReadBatch(uint32_t max) {
     const int fd = Fd();
     const uint32_t slotSize = SlotSize();
-    struct iovec iov[2];
-    iov[0].iov_len = slotSize;
-    iov[1].iov_base = &overflow_;
-    iov[1].iov_len = 1;
+    struct iovec last[2];
+    last[0].iov_base = Slot(max - 1);
+    last[0].iov_len = slotSize;
+    last[1].iov_base = &overflow_;
+    last[1].iov_len = 1;
     uint32_t n = 0;
     double bytes = 0;
     int err = 0;
     while (n < max) {
-      iov[0].iov_base = Slot(n);
-      ssize_t r = readv(fd, iov, 2);
+      ssize_t r = n + 1 < max ? read(fd, Slot(n), slotSize + 1) : readv(fd, last, 2);
       if (r < 0) {
         if (errno == EINTR) continue;
         if (errno != EAGAIN) err = errno;
@@ -300,7 +302,7 @@ class TunTap : public BatchSource<TunTap> {
 
   std::string name_;
   std::string kind_;
-  uint8_t overflow_ = 0;  // receives the first byte beyond a slot (see ReadBatch)
+  uint8_t overflow_ = 0;  // receives the byte beyond the last slot (see ReadBatch)
 };
 
 // Keeps this shared object mapped for the life of the process. A worker
