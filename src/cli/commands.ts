@@ -1,2 +1,3 @@
 // Every subcommand module registers itself on import.
-export {};
+import './appliance.js';
+import './demo.js';

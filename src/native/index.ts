@@ -78,6 +78,10 @@ export type NativeTunTapConstructor = new (
 export interface NativeBinding {
   /** Switch the calling thread into the netns at `path`; returns an fd of the previous one. */
   enterNetns(path: string): number;
+  /** Create the named netns /run/netns/NAME (as `ip netns add`); EEXIST when taken. */
+  createNetns(name: string): void;
+  /** Delete the named netns (as `ip netns del`); false when there was none. */
+  deleteNetns(name: string): boolean;
   /** Switch back to the netns `fd` refers to, and close `fd`. */
   leaveNetns(fd: number): void;
   /** Open a TAP/TUN queue (tuntap.cc). */

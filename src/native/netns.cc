@@ -8,7 +8,11 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <thread>
 
 namespace nea {
 
@@ -68,7 +72,92 @@ static Napi::Value LeaveNetns(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+static const char kNetnsDir[] = "/run/netns";
+
+static bool ValidNetnsName(const std::string& name) {
+  if (name.empty() || name.size() > 200 || name == "." || name == "..") return false;
+  for (char c : name) {
+    if (c == '/' || c == '\0') return false;
+  }
+  return true;
+}
+
+// createNetns(name: string): void
+// Creates a named network namespace, as `ip netns add NAME` does: a new
+// namespace, made by unshare() on a short-lived thread (the caller's thread
+// never changes namespace), bind-mounted on /run/netns/NAME so it lives on
+// without a process. EEXIST when the name is taken.
+static Napi::Value CreateNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    Napi::TypeError::New(env, "createNetns(name): name must be a string").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  if (!ValidNetnsName(name)) {
+    ErrnoError(env, EINVAL, "createNetns", "invalid network namespace name '" + name + "'",
+               "use 1-200 characters without '/'").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (mkdir(kNetnsDir, 0755) < 0 && errno != EEXIST) {
+    ErrnoError(env, errno, "mkdir", std::string("cannot create ") + kNetnsDir).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string path = std::string(kNetnsDir) + "/" + name;
+  int fd = open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd < 0) {
+    int err = errno;
+    ErrnoError(env, err, "open", "cannot create network namespace " + name,
+               err == EEXIST ? "a namespace of that name exists" : (err == EACCES || err == EPERM) ? "run as root" : "")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  close(fd);
+  int err = 0;
+  const char* failed = nullptr;
+  std::thread t([&] {
+    if (unshare(CLONE_NEWNET) < 0) { err = errno; failed = "unshare"; return; }
+    if (mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) < 0) { err = errno; failed = "mount"; }
+  });
+  t.join();
+  if (failed != nullptr) {
+    unlink(path.c_str());
+    ErrnoError(env, err, failed, "cannot create network namespace " + name,
+               err == EPERM ? "needs CAP_SYS_ADMIN (run as root)" : "").ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+// deleteNetns(name: string): boolean
+// Removes a named network namespace (as `ip netns del`); the namespace itself
+// ends when no process or open fd holds it. Returns false when there was none.
+static Napi::Value DeleteNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    Napi::TypeError::New(env, "deleteNetns(name): name must be a string").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  if (!ValidNetnsName(name)) {
+    ErrnoError(env, EINVAL, "deleteNetns", "invalid network namespace name '" + name + "'").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string path = std::string(kNetnsDir) + "/" + name;
+  if (umount2(path.c_str(), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) {
+    ErrnoError(env, errno, "umount2", "cannot delete network namespace " + name).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (unlink(path.c_str()) < 0) {
+    if (errno == ENOENT) return Napi::Boolean::New(env, false);
+    ErrnoError(env, errno, "unlink", "cannot delete network namespace " + name).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, true);
+}
+
 void InitNetns(Napi::Env env, Napi::Object exports) {
+  exports.Set("createNetns", Napi::Function::New(env, CreateNetns, "createNetns"));
+  exports.Set("deleteNetns", Napi::Function::New(env, DeleteNetns, "deleteNetns"));
   exports.Set("enterNetns", Napi::Function::New(env, EnterNetns, "enterNetns"));
   exports.Set("leaveNetns", Napi::Function::New(env, LeaveNetns, "leaveNetns"));
 }

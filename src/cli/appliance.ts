@@ -1,0 +1,80 @@
+/**
+ * `nea appliance run` and `nea appliance status`.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { loadApplianceConfig } from '../appliance/config.js';
+import { Appliance, type ApplianceStatus } from '../appliance/daemon.js';
+import { enterNetnsForGood } from '../netconfig/netns.js';
+import { createLogger } from '../shared/log.js';
+import { register, UsageError } from './main.js';
+
+const DEFAULT_STATE_DIR = '/var/lib/nea';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** Strict option parsing; a bad option is a UsageError (exit code 2). */
+export function parse(args: string[], options: Options): ReturnType<typeof parseArgs>['values'] {
+  try {
+    return parseArgs({ args, options, allowPositionals: false, strict: true }).values;
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+register({
+  path: ['appliance', 'run'],
+  summary: 'run one appliance (role sp or tenant) until SIGTERM',
+  usage: 'nea appliance run --config FILE [--state-dir DIR] [--netns NAME]',
+  async run(args) {
+    const v = parse(args, { config: { type: 'string' }, 'state-dir': { type: 'string' }, netns: { type: 'string' } });
+    if (typeof v.config !== 'string') throw new UsageError('--config FILE is required');
+    // Enter the namespace before anything opens a socket or a device.
+    if (typeof v.netns === 'string') enterNetnsForGood(v.netns);
+    const config = loadApplianceConfig(v.config);
+    const stateDir = typeof v['state-dir'] === 'string' ? v['state-dir'] : DEFAULT_STATE_DIR;
+    const log = createLogger().child(`appliance:${config.name}`);
+    const app = new Appliance({ config, stateDir, log });
+    await app.start();
+    log.info('appliance running', { role: config.role, segments: config.segments.length, status: app.statusFile });
+    await new Promise<void>((resolve) => {
+      const onSignal = (sig: string): void => { log.info('stopping', { signal: sig }); resolve(); };
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+    });
+    await app.stop();
+    log.info('stopped');
+    return 0;
+  },
+});
+
+/** Renders an appliance status as a short table for people. */
+export function formatStatus(s: ApplianceStatus): string {
+  const rows = s.segments.map((g) =>
+    `  ${String(g.id).padStart(4)}  ${g.name.padEnd(14)} ${g.bridge.padEnd(11)} ${g.tap.padEnd(12)} ${(g.uplink ?? '-').padEnd(10)} ` +
+    `${String(g.local.rxFrames).padStart(9)} ${String(g.local.txFrames).padStart(9)}`);
+  return [
+    `appliance ${s.name} (role ${s.role}, pid ${s.pid}, up since ${s.startedAt})`,
+    `  ${'seg'.padStart(4)}  ${'network'.padEnd(14)} ${'bridge'.padEnd(11)} ${'local port'.padEnd(12)} ${'uplink'.padEnd(10)} ${'rx frames'.padStart(9)} ${'tx frames'.padStart(9)}`,
+    ...rows,
+  ].join('\n');
+}
+
+register({
+  path: ['appliance', 'status'],
+  summary: "print a running appliance's status",
+  usage: 'nea appliance status [--state-dir DIR] [--json]',
+  run(args) {
+    const v = parse(args, { 'state-dir': { type: 'string' }, json: { type: 'boolean' } });
+    const stateDir = typeof v['state-dir'] === 'string' ? v['state-dir'] : DEFAULT_STATE_DIR;
+    let text: string;
+    try {
+      text = readFileSync(join(stateDir, 'status.json'), 'utf8');
+    } catch {
+      throw new Error(`no appliance status in ${stateDir}: is \`nea appliance run --state-dir ${stateDir}\` running?`);
+    }
+    console.log(v.json ? text.trimEnd() : formatStatus(JSON.parse(text) as ApplianceStatus));
+    return Promise.resolve(0);
+  },
+});
