@@ -397,6 +397,22 @@ catch (e) { console.log(JSON.stringify({ name: e.name, message: e.message, code:
     });
   });
 
+  it('deleting the link under an open queue: TUN_READ_FAILED once, then writes fail', async () => {
+    const d = openIn(a, () => openTap('tdel'));
+    const errors: SystemError[] = [];
+    d.onError((e) => errors.push(e));
+    d.onBatch(() => undefined);
+    await a.ip('link', 'del', 'tdel');
+    await waitFor('the read error', () => errors.length > 0);
+    await idleTurns(50);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'TUN_READ_FAILED' });
+    expect(errors[0]!.message).toMatch(/deleted: close and reopen the device/);
+    expect(d.state).toBe('failed');
+    expect(() => d.write(etherFrame(B_MAC, TAP_MAC, 'x'))).toThrow(expect.objectContaining({ code: 'TUN_WRITE_FAILED', errno: 'EBADFD' }) as Error);
+    d.close();
+  });
+
   it('closing the last queue removes the device; a worker that exits closes what it opened', async () => {
     const d = openIn(a, () => openTap('tgone'));
     expect(await a.links()).toContain('tgone');

@@ -238,7 +238,9 @@ class BatchSource : public Napi::ObjectWrap<Derived> {
     if (state_ == State::kClosed) return;
     state_ = State::kFailed;
     Napi::Error e = ErrnoError(env, err, syscall, "reading from the device failed; reading stopped",
-                               "close and reopen the device");
+                               err == EBADF || err == EBADFD
+                                   ? "the interface was probably deleted: close and reopen the device"
+                                   : "close and reopen the device");
     napi_value argv[1] = {e.Value()};
     napi_value result;
     if (napi_call_function(env, recv, onError_.Value(), 1, argv, &result) != napi_ok) RaiseUncaught(env);

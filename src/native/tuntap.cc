@@ -292,6 +292,7 @@ class TunTap : public BatchSource<TunTap> {
     std::string hint;
     if (err == EIO) hint = "the interface is down: bring it up (ip link set " + name_ + " up)";
     else if (err == EINVAL) hint = "the frame is shorter than a header or longer than the device accepts";
+    else if (err == EBADFD) hint = "the interface was deleted: close and reopen the device";
     return ErrnoError(env, err, "write", what, hint);
   }
 
