@@ -225,7 +225,8 @@ export function newNonce(): Uint8Array {
  * memory as `plaintext`, in place). Returns the bytes written.
  */
 export function aeadEncryptInto(out: Uint8Array, plaintext: Uint8Array, ad: Uint8Array | null, key: Uint8Array, nonce: Uint8Array): number {
-  return sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out, plaintext, ad, null, nonce, key);
+  const n = plaintext.length + TAG_BYTES;
+  return sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out.length === n ? out : out.subarray(0, n), plaintext, ad, null, nonce, key);
 }
 
 /**
@@ -234,9 +235,11 @@ export function aeadEncryptInto(out: Uint8Array, plaintext: Uint8Array, ad: Uint
  * than a tag.
  */
 export function aeadDecryptInto(out: Uint8Array, ciphertext: Uint8Array, ad: Uint8Array | null, key: Uint8Array, nonce: Uint8Array): boolean {
-  if (ciphertext.length < TAG_BYTES || out.length < ciphertext.length - TAG_BYTES) return false;
+  const n = ciphertext.length - TAG_BYTES;
+  if (n < 0 || out.length < n) return false;
   try {
-    sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, ciphertext, ad, nonce, key);
+    // libsodium wants the plaintext buffer exactly as long as the plaintext.
+    sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out.length === n ? out : out.subarray(0, n), null, ciphertext, ad, nonce, key);
     return true;
   } catch {
     return false;

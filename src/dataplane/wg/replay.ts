@@ -47,7 +47,10 @@ export class ReplayWindow {
   /** Would {@link accept} take this counter? Changes nothing. */
   check(lo: number, hi: number): boolean {
     if (counterExhausted(lo, hi)) return false;
-    if (!this.isAhead(lo, hi) && this.tooOld(lo, hi)) return false;
+    // Ahead of the window: accept() would clear its block first (or it
+    // shares the newest block, whose bits above `last` are never set).
+    if (this.isAhead(lo, hi)) return true;
+    if (this.tooOld(lo, hi)) return false;
     const word = (lo >>> 5) & 0xff;
     return (this.ring[word]! & (1 << (lo & 31))) === 0;
   }
