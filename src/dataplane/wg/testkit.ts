@@ -92,9 +92,9 @@ export function handshake(a: Side, b: Side, now: number): { initiation: Uint8Arr
   const [initiation] = initiationsOf(a.peer.poll(now));
   if (!initiation) throw new Error('no initiation sent');
   const r1 = b.device.handleHandshakePacket(initiation, a.endpoint, now);
-  if (!r1.reply || r1.event.type !== 'initiation-accepted') throw new Error(`initiation not accepted: ${JSON.stringify(r1.event)}`);
+  if (!r1.reply || r1.event.type !== 'initiation-accepted') throw new Error(`initiation not accepted: ${r1.event.type === 'dropped' ? r1.event.reason : r1.event.type}`);
   const r2 = a.device.handleHandshakePacket(r1.reply, b.endpoint, now);
-  if (!r2.reply || r2.event.type !== 'handshake-complete') throw new Error(`response not accepted: ${JSON.stringify(r2.event)}`);
+  if (!r2.reply || r2.event.type !== 'handshake-complete') throw new Error(`response not accepted: ${r2.event.type === 'dropped' ? r2.event.reason : r2.event.type}`);
   const out = new Uint8Array(64);
   const r3 = b.device.decryptTransport(r2.reply, a.endpoint, now, out);
   if (!r3.ok || r3.length !== 0) throw new Error('keepalive not accepted');
