@@ -337,6 +337,26 @@ describe('silence towards malformed and unauthenticated input', () => {
   });
 });
 
+describe('drop reasons', () => {
+  it('says why a datagram was dropped', () => {
+    const { a } = devicePair();
+    const src = { address: '203.0.113.7', port: 4000 };
+    const reason = (b: Uint8Array): string => {
+      const r = a.device.handleHandshakePacket(b, src, 0);
+      expect(r.reply).toBeUndefined();
+      return r.event.type === 'dropped' ? r.event.reason : r.event.type;
+    };
+    expect(reason(Uint8Array.of(1))).toBe('too-short');
+    expect(reason(Uint8Array.of(1, 1, 0, 0))).toBe('reserved-not-zero');
+    expect(reason(Uint8Array.of(7, 0, 0, 0))).toBe('unknown-type');
+    expect(reason(new Uint8Array(32).fill(0).fill(4, 0, 1))).toBe('not-handshake');
+    expect(reason(new Uint8Array(147).fill(0).fill(1, 0, 1))).toBe('bad-length');
+    expect(reason(new Uint8Array(148).fill(0).fill(1, 0, 1))).toBe('bad-mac1');
+    expect(a.device.decryptTransport(Uint8Array.of(4, 0, 0, 0), src, 0, buf())).toEqual({ ok: false, reason: 'malformed' });
+    expect(a.device.decryptTransport(new Uint8Array(32).fill(4, 0, 1), src, 0, buf())).toEqual({ ok: false, reason: 'unknown-index' });
+  });
+});
+
 describe('roaming', () => {
   it('the endpoint follows authenticated packets only', () => {
     const { a, b } = devicePair();

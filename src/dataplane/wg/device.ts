@@ -37,6 +37,7 @@ import {
   TRANSPORT_MIN_BYTES,
   decodeCookieReply,
   decodeInitiation,
+  decodeMessage,
   decodeResponse,
   messageType,
   readU32,
@@ -224,8 +225,10 @@ export class Device implements PeerHost {
         return this.handleCookieReply(bytes, now);
       case MESSAGE_TRANSPORT:
         return drop('not-handshake');
-      default:
-        return drop(bytes.length < 4 ? 'too-short' : 'unknown-type');
+      default: {
+        const d = decodeMessage(bytes);
+        return drop(d.ok ? 'unknown-type' : d.reason);
+      }
     }
   }
 
