@@ -17,7 +17,7 @@ import { withNetns } from '../src/netconfig/netns.js';
 import { arpRequest } from '../src/protocol/ethernet.js';
 import { listNetns, run, Topology, waitFor, type Netns, type NsProcess } from './harness.js';
 
-const NEA = fileURLToPath(new URL('../bin/nea.js', import.meta.url));
+const NEA = fileURLToPath(new URL('../dist/cli/nea.js', import.meta.url));
 
 interface IpLink { ifname: string; master?: string; operstate: string; flags: string[] }
 

@@ -18,7 +18,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   appliance: ['dataplane', 'netconfig', 'native', 'protocol', 'shared'],
   control: ['protocol', 'shared'],
   bench: ['dataplane', 'netconfig', 'native', 'protocol', 'shared'],
-  lab: ['control', 'appliance', 'netconfig', 'protocol', 'shared', 'native'],
+  lab: ['control', 'appliance', 'dataplane', 'netconfig', 'protocol', 'shared', 'native'],
   cli: ['protocol', 'shared', 'appliance', 'control', 'bench', 'lab', 'netconfig', 'native'],
 };
 

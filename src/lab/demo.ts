@@ -28,7 +28,8 @@ const VM_TAP = 'vm0';
 const SEGMENT = { id: 10, name: 'servers' };
 const FRAMES = 1000;
 
-const NEA_BIN = fileURLToPath(new URL('../../bin/nea.js', import.meta.url));
+/** The compiled CLI (from src/lab and dist/lab alike: both sit two levels below the root). */
+const NEA_BIN = fileURLToPath(new URL('../../dist/cli/nea.js', import.meta.url));
 
 async function poll<T>(what: string, fn: () => T | undefined, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -20,8 +20,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { openTap, packFrames, type PacketDevice } from '../../src/dataplane/tuntap.js';
-import { withNetns } from '../../src/netconfig/netns.js';
+import { openTap, packFrames, type PacketDevice } from '../../dataplane/tuntap.js';
+import { withNetns } from '../../netconfig/netns.js';
 
 const FRAME_LEN = 64;
 const ROUND_TIMEOUT_MS = 100;
@@ -80,10 +80,10 @@ class BenchNetns {
 }
 
 function buildRef(root: string): string {
-  const out = join(root, 'bench', 'out');
+  const out = join(root, 'build', 'bench');
   mkdirSync(out, { recursive: true });
   const bin = join(out, 'tap-loop-ref');
-  sh('gcc', ['-O2', '-Wall', '-Wextra', '-o', bin, join(root, 'bench', 'tap-loop', 'ref.c')]);
+  sh('gcc', ['-O2', '-Wall', '-Wextra', '-o', bin, join(root, 'src', 'bench', 'tap-loop', 'ref.c')]);
   return bin;
 }
 
