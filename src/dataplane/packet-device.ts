@@ -18,6 +18,7 @@
  * - Fairness: at most `maxBatchesPerWakeup` batches run back to back before
  *   other event-loop work gets its turn.
  */
+import type { ErrorCode } from '../shared/error-codes.js';
 import { SystemError, ValidationError } from '../shared/errors.js';
 
 /** `'tap'`: Ethernet frames; `'tun'`: IP packets (no link header). */
@@ -199,7 +200,7 @@ export class DeviceWriteError extends SystemError {
   /** Frames of the batch written before the failing one. */
   readonly written: number;
 
-  constructor(code: string, errno: string, message: string, written: number, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, errno: string, message: string, written: number, options?: { cause?: unknown }) {
     super(code, errno, 'write', message, options);
     this.written = written;
   }

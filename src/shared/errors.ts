@@ -1,14 +1,17 @@
+import type { ErrorCode } from './error-codes.js';
+
 /**
  * One error class per failure, matchable by `name` and by `code`.
  *
- * `NeaError.code` is a stable, documented identifier (see docs/errors.md);
+ * `NeaError.code` is a stable identifier from the registry in
+ * src/shared/error-codes.ts, documented in docs/errors.md;
  * `message` is one line that says what failed and what to do about it.
  */
 export class NeaError extends Error {
-  /** Stable machine-readable code, e.g. `TUN_BUSY`. */
-  readonly code: string;
+  /** Stable machine-readable code, e.g. `TUN_BUSY` (src/shared/error-codes.ts). */
+  readonly code: ErrorCode;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -20,7 +23,7 @@ export class SystemError extends NeaError {
   readonly errno: string;
   readonly syscall: string;
 
-  constructor(code: string, errno: string, syscall: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, errno: string, syscall: string, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.errno = errno;
     this.syscall = syscall;

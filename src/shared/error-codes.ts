@@ -1,0 +1,39 @@
+/**
+ * The one registry of nea's error codes. Every `NeaError` carries one of
+ * these; `status` is the HTTP status the management APIs answer with when
+ * the error reaches a client; `summary` says what the code means. Each code
+ * is documented in docs/errors.md (checked by a test).
+ */
+export const ERROR_CODES = {
+  // Input
+  INVALID_INPUT: { status: 400, summary: 'a config file, API body or argument was refused; nothing was changed' },
+  USAGE: { status: 400, summary: 'bad command-line arguments' },
+  // Native addon
+  NATIVE_MISSING: { status: 500, summary: 'the native addon is not built' },
+  // Network namespaces
+  NETNS_ASYNC: { status: 500, summary: 'withNetns() was given an asynchronous callback' },
+  // TAP/TUN devices
+  TUN_NO_DEVICE: { status: 500, summary: '/dev/net/tun is missing: the tun module is not loaded' },
+  TUN_NO_PERMISSION: { status: 500, summary: 'opening a TAP/TUN device needs CAP_NET_ADMIN' },
+  TUN_BUSY: { status: 409, summary: 'the interface name is taken by an open device or another kind of link' },
+  TUN_NAME_INVALID: { status: 400, summary: 'not a valid Linux interface name' },
+  TUN_OPEN_FAILED: { status: 500, summary: 'opening a TAP/TUN device failed for another reason' },
+  TUN_LINK_DOWN: { status: 503, summary: 'writing failed because the interface is down' },
+  TUN_WRITE_FAILED: { status: 500, summary: 'writing to a TAP/TUN device failed' },
+  TUN_READ_FAILED: { status: 500, summary: 'reading a TAP/TUN device failed; reading stopped' },
+  TUN_CLOSED: { status: 500, summary: 'the device is closed' },
+  // Netlink and reconcile
+  NETLINK_OPEN_FAILED: { status: 500, summary: 'a netlink socket could not be opened' },
+  NETLINK_FAILED: { status: 500, summary: 'the kernel refused a netlink request' },
+  NETLINK_TIMEOUT: { status: 504, summary: 'the kernel did not answer a netlink request in time' },
+  NETLINK_CLOSED: { status: 500, summary: 'the netlink client is closed' },
+  NETCONFIG_LINK_CONFLICT: { status: 409, summary: 'a link exists with another kind or another veth peer' },
+  NETCONFIG_LINK_MISSING: { status: 409, summary: 'a link the desired state expects to exist is absent' },
+  NETCONFIG_APPLY_FAILED: { status: 500, summary: 'reconcile stopped at a change the kernel refused' },
+  // Tunnel
+  LOW_ORDER_KEY: { status: 400, summary: 'a peer public key is a low-order X25519 point' },
+  INVALID_KEY: { status: 400, summary: 'a key is not 32 bytes of base64' },
+  DUPLICATE_PEER: { status: 409, summary: 'a peer with that public key exists' },
+} as const satisfies Record<string, { status: number; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
