@@ -6,7 +6,7 @@
  *                             nea-br10 ── nea-tap10 ── `nea appliance run` (pid)
  *                             nea-br20 ── nea-tap20
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,6 +92,51 @@ describe('nea appliance run', () => {
     expect(await p.wait()).toBe(1);
     expect(p.stderr).toContain('segments[0].id: must be an integer from 1 to 4094');
     expect((await links()).map((l) => l.ifname)).not.toContain('nea-br99999');
+  });
+});
+
+describe('errors a user of `nea appliance run` sees', () => {
+  let dir: string;
+  let cfg: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nea-err-'));
+    cfg = join(dir, 'a.json');
+    writeFileSync(cfg, JSON.stringify({ role: 'tenant', name: 't1', segments: [{ id: 10, name: 'servers' }] }));
+    chmodSync(dir, 0o755); // readable by the unprivileged user of the non-root case
+  });
+  afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+
+  const lastLine = (s: string): string => s.trim().split('\n').pop() ?? '';
+
+  it('no /dev/net/tun: one line saying to load the tun module', async () => {
+    // A private mount namespace hides /dev/net from this one process only.
+    const r = await run('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
+      `mount -t tmpfs none /dev/net && exec ${process.execPath} ${NEA} appliance run --config ${cfg} --state-dir ${dir}`], { allowFail: true });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(lastLine(r.stderr)).toMatch(/cannot open \/dev\/net\/tun .*\(ENOENT\); load the tun module \(modprobe tun\)/);
+  });
+
+  it('not root: one line saying to run as root', async () => {
+    const r = await run('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all',
+      process.execPath, NEA, 'appliance', 'run', '--config', cfg, '--state-dir', join(dir, 'nobody')], { allowFail: true });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(lastLine(r.stderr)).toMatch(/\((EACCES|EPERM)\); .*run as root/);
+  });
+
+  it('interface name taken: one line naming the interface and what to do', async () => {
+    const topo = new Topology('app-err');
+    try {
+      const ns = await topo.netns('x');
+      await ns.ip('link', 'add', 'nea-tap10', 'type', 'veth', 'peer', 'name', 'other');
+      const r = await ns.exec(process.execPath, [NEA, 'appliance', 'run', '--config', cfg, '--state-dir', dir], { allowFail: true });
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(lastLine(r.stderr)).toMatch(/nea-tap10 is already in use by another link .*: pick another name or delete that link/);
+    } finally {
+      await topo.cleanup();
+    }
   });
 });
 
