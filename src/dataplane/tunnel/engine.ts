@@ -1,0 +1,623 @@
+/**
+ * The tunnel engine: segments' local ports (TAPs) and L3 port (TUN) on one
+ * side, one UDP socket speaking WireGuard's protocol on the other.
+ *
+ * Send path (one batch read from a segment's TAP):
+ *   1. for each frame: learn the source MAC on the local port; pick the
+ *      peer(s): the one the destination MAC was learnt on, or every peer
+ *      carrying the segment (broadcast, multicast, unknown unicast);
+ *   2. write nea's inner header and the frame (or its fragments, when the
+ *      frame does not fit the WAN path) into a slot of the transmit slab, at
+ *      the transport header's offset (one copy per frame);
+ *   3. encrypt in place (counter assigned in order of the batch);
+ *   4. after the batch: send each run of datagrams for one peer with one
+ *      batched send, in order.
+ *   A frame for a peer without a session is staged (a copy, at most
+ *   STAGED_MAX per peer, oldest dropped) and sent once the handshake
+ *   completes.
+ *
+ * Receive path (one batch of datagrams from the UDP socket):
+ *   1. transport messages are decrypted in place in the socket's slab
+ *      (index → keypair → replay window → AEAD → replay accept);
+ *   2. the inner payload is checked: an L2 frame only for a segment this peer
+ *      carries (bound to its key), its declared length inside the payload;
+ *      fragments go to the peer's reassembler; IP packets (L3 mode) only from
+ *      the peer's allowed source addresses;
+ *   3. frames are queued per segment as views of the socket's slab (no copy)
+ *      and written with one batched write per segment after the batch;
+ *   4. handshake messages go to the WireGuard device, whose replies are sent
+ *      at once; nothing is ever sent in answer to an unauthenticated packet.
+ *
+ * Ordering: frames keep their order within a batch and per peer. Buffers:
+ * the TAP and UDP slabs belong to their devices and are valid only during
+ * the batch; the transmit slab is the engine's and reused after each flush.
+ */
+import type { PacketBatch, PacketDevice } from '../packet-device.js';
+import { NO_SESSION, type Peer } from '../wg/peer.js';
+import { Device } from '../wg/device.js';
+import type { Endpoint } from '../wg/endpoint.js';
+import { encodeKey } from '../wg/crypto.js';
+import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT } from '../wg/messages.js';
+import {
+  FRAGMENT_HEADER_BYTES, L2_HEADER_BYTES, MAX_FRAME_BYTES, fragmentChunk, innerKind, innerSegment, l2FrameLength,
+  maxInnerPayload, readFragmentHeader, writeFragmentHeader, writeL2Header,
+} from '../../protocol/inner.js';
+import type { Logger } from '../../shared/log.js';
+import { NeaError } from '../../shared/errors.js';
+import { LOCAL_PORT, MacTable, isGroupMac, macKey, macKeyString, type MacTableOptions } from './mactable.js';
+import { Reassembler } from './reassembly.js';
+import type { DatagramBatch, TunnelSocket } from './socket.js';
+import { parsePrefix, prefixContains, type Prefix } from './prefix.js';
+
+/** Datagrams per transmit flush (slots of the transmit slab). */
+export const TX_BATCH = 128;
+/** Payloads staged per peer while its handshake runs. */
+export const STAGED_MAX = 256;
+/** Handshake messages per second above which the device is "under load" (cookies required). */
+export const UNDER_LOAD_HANDSHAKES_PER_S = 64;
+/** Interval between flap log lines per segment, in ms. */
+const FLAP_LOG_INTERVAL_MS = 10_000;
+
+export interface TunnelPeerConfig {
+  /** The peer's static public key (32 bytes). */
+  publicKey: Uint8Array;
+  presharedKey?: Uint8Array;
+  /** Where to reach the peer until it is heard from; absent: wait for it to connect. */
+  endpoint?: Endpoint;
+  /** Segments this peer may send and receive frames of. */
+  segments: readonly number[];
+  /** Persistent keepalive interval in ms; absent: off. */
+  persistentKeepaliveMs?: number;
+  /** L3 mode: source prefixes this peer may send IP packets from, and destinations routed to it. */
+  allowedIps?: readonly string[];
+}
+
+export interface TunnelEngineOptions {
+  /** Our static private key (32 bytes). */
+  privateKey: Uint8Array;
+  socket: TunnelSocket;
+  /** Segment id → its local port (a TAP in the segment's bridge). */
+  segments: ReadonlyMap<number, PacketDevice>;
+  /** L3 port (a TUN) for IP packets, when L3 mode is used. */
+  l3?: PacketDevice;
+  /** MTU of the WAN path in bytes; default 1500. */
+  wanMtu?: number;
+  log: Logger;
+  /** Monotonic clock in ms; default performance.now. */
+  clock?: () => number;
+  macTable?: MacTableOptions;
+}
+
+export interface PeerCounters {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  handshakes: number;
+  /** Drops by reason (segment-not-owned, bad-inner, staged-overflow, ...). */
+  drops: Record<string, number>;
+}
+
+export interface SegmentCounters {
+  /** Frames from the local port sent into the tunnel (counted once per frame). */
+  toTunnel: number;
+  /** Frames from the tunnel written to the local port. */
+  fromTunnel: number;
+  drops: Record<string, number>;
+}
+
+export interface PeerStatus {
+  publicKey: string;
+  endpoint: string | null;
+  segments: number[];
+  /** Milliseconds since the last completed handshake; null when none. */
+  lastHandshakeAgoMs: number | null;
+  counters: PeerCounters;
+}
+
+export interface SegmentStatus {
+  id: number;
+  macs: number;
+  macCounters: MacTable['counters'];
+  counters: SegmentCounters;
+}
+
+export interface EngineStatus {
+  publicKey: string;
+  listenPort: number;
+  peers: PeerStatus[];
+  segments: SegmentStatus[];
+  /** Datagrams dropped before any peer was known (unauthenticated), by reason. */
+  unauthenticatedDrops: Record<string, number>;
+}
+
+interface PeerState {
+  readonly port: number;
+  readonly peer: Peer;
+  readonly key: string;
+  segments: Set<number>;
+  allowedIps: Prefix[];
+  readonly staged: Uint8Array[];
+  nextFrameId: number;
+  readonly reassembler: Reassembler;
+  readonly counters: PeerCounters;
+}
+
+interface SegmentState {
+  readonly id: number;
+  readonly device: PacketDevice;
+  readonly macs: MacTable;
+  readonly counters: SegmentCounters;
+  /** Frames from the current UDP batch waiting for one batched write. */
+  readonly wOffsets: Uint32Array;
+  readonly wLengths: Uint32Array;
+  wCount: number;
+  wBuffer: Uint8Array | undefined;
+  lastFlapLog: number;
+}
+
+function count(r: Record<string, number>, reason: string): void {
+  r[reason] = (r[reason] ?? 0) + 1;
+}
+
+export function endpointString(e: Endpoint | undefined): string | null {
+  if (!e) return null;
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+export class TunnelEngine {
+  readonly device: Device;
+  private readonly socket: TunnelSocket;
+  private readonly log: Logger;
+  private readonly clock: () => number;
+  private readonly wanMtu: number;
+  private readonly segments = new Map<number, SegmentState>();
+  private readonly l3: PacketDevice | undefined;
+  private readonly peers = new Map<Peer, PeerState>();
+  private readonly byKey = new Map<string, PeerState>();
+  private nextPort = 1;
+  private readonly unauthDrops: Record<string, number> = {};
+
+  // Transmit slab: TX_BATCH slots; runs of one peer are sent with one batched send.
+  private readonly txSlot: number;
+  private readonly tx: Buffer;
+  private readonly txOffsets = new Uint32Array(TX_BATCH);
+  private readonly txLengths = new Uint32Array(TX_BATCH);
+  private readonly txPeers: (PeerState | undefined)[] = new Array<PeerState | undefined>(TX_BATCH);
+  private txCount = 0;
+
+  // L3 writes queued during a UDP batch.
+  private l3Offsets: Uint32Array;
+  private l3Lengths: Uint32Array;
+  private l3Count = 0;
+  private l3Buffer: Uint8Array | undefined;
+
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private handshakeWindowStart = 0;
+  private handshakesInWindow = 0;
+  private stopped = false;
+
+  constructor(opts: TunnelEngineOptions) {
+    this.socket = opts.socket;
+    this.log = opts.log;
+    this.clock = opts.clock ?? (() => performance.now());
+    this.wanMtu = opts.wanMtu ?? 1500;
+    if (!Number.isInteger(this.wanMtu) || this.wanMtu < 576 || this.wanMtu > 65535) {
+      throw new NeaError('INVALID_INPUT', `WAN MTU must be an integer from 576 to 65535 bytes, got ${this.wanMtu}`);
+    }
+    this.device = new Device({ privateKey: opts.privateKey, underLoad: () => this.underLoad() });
+    this.txSlot = Math.ceil((maxInnerPayload(this.wanMtu, 4) + 32) / 64) * 64;
+    this.tx = Buffer.alloc(this.txSlot * TX_BATCH);
+    const rxMax = 4096;
+    for (const [id, dev] of opts.segments) {
+      this.segments.set(id, {
+        id, device: dev, macs: new MacTable(opts.macTable),
+        counters: { toTunnel: 0, fromTunnel: 0, drops: {} },
+        wOffsets: new Uint32Array(rxMax), wLengths: new Uint32Array(rxMax), wCount: 0, wBuffer: undefined, lastFlapLog: -Infinity,
+      });
+    }
+    this.l3 = opts.l3;
+    this.l3Offsets = new Uint32Array(rxMax);
+    this.l3Lengths = new Uint32Array(rxMax);
+  }
+
+  /** Starts reading the socket and the local ports. */
+  start(): void {
+    this.socket.onBatch((b) => { this.onDatagrams(b); });
+    for (const seg of this.segments.values()) seg.device.onBatch((b) => { this.onLocalFrames(seg, b); });
+    this.l3?.onBatch((b) => { this.onL3Packets(b); });
+    this.armTimer();
+  }
+
+  /** Stops timers and closes the socket (the local ports belong to the caller). */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const ps of this.peers.values()) ps.peer.close();
+    this.socket.close();
+  }
+
+  /** Adds a peer (throws LOW_ORDER_KEY, INVALID_KEY, DUPLICATE_PEER) and starts its handshake when it has an endpoint. */
+  addPeer(cfg: TunnelPeerConfig): void {
+    const peer = this.device.addPeer({
+      publicKey: cfg.publicKey,
+      ...(cfg.presharedKey && { presharedKey: cfg.presharedKey }),
+      ...(cfg.endpoint && { endpoint: cfg.endpoint }),
+      ...(cfg.persistentKeepaliveMs !== undefined && { persistentKeepaliveMs: cfg.persistentKeepaliveMs }),
+      mtu: maxInnerPayload(this.wanMtu, 4),
+    });
+    const ps: PeerState = {
+      port: this.nextPort++, peer, key: encodeKey(cfg.publicKey),
+      segments: new Set(cfg.segments), allowedIps: (cfg.allowedIps ?? []).map(parsePrefix),
+      staged: [], nextFrameId: 0, reassembler: new Reassembler(),
+      counters: { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, handshakes: 0, drops: {} },
+    };
+    this.peers.set(peer, ps);
+    this.byKey.set(ps.key, ps);
+    if (cfg.endpoint) peer.requestHandshake();
+    this.armTimer();
+  }
+
+  /** Removes a peer: its session ends, its MACs are forgotten. */
+  removePeer(publicKey: Uint8Array): boolean {
+    const ps = this.byKey.get(encodeKey(publicKey));
+    if (!ps) return false;
+    this.device.removePeer(ps.peer);
+    this.peers.delete(ps.peer);
+    this.byKey.delete(ps.key);
+    for (const seg of this.segments.values()) seg.macs.forgetPort(ps.port);
+    return true;
+  }
+
+  status(): EngineStatus {
+    const now = this.clock();
+    return {
+      publicKey: encodeKey(this.device.publicKey),
+      listenPort: this.socket.port,
+      peers: [...this.peers.values()].map((ps) => ({
+        publicKey: ps.key,
+        endpoint: endpointString(ps.peer.endpoint),
+        segments: [...ps.segments].sort((a, b) => a - b),
+        lastHandshakeAgoMs: ps.peer.lastHandshakeAt === undefined ? null : Math.round(now - ps.peer.lastHandshakeAt),
+        counters: { ...ps.counters, drops: { ...ps.counters.drops } },
+      })),
+      segments: [...this.segments.values()].map((s) => ({
+        id: s.id, macs: s.macs.size, macCounters: { ...s.macs.counters }, counters: { ...s.counters, drops: { ...s.counters.drops } },
+      })),
+      unauthenticatedDrops: { ...this.unauthDrops },
+    };
+  }
+
+  // --- send path ------------------------------------------------------------
+
+  private onLocalFrames(seg: SegmentState, b: PacketBatch): void {
+    const now = this.clock();
+    const buf = b.buffer;
+    for (let i = 0; i < b.count; i++) {
+      const off = b.offset(i);
+      const len = b.lengths[i]!;
+      if (len < 14) { count(seg.counters.drops, 'runt'); continue; }
+      if (!isGroupMac(buf, off + 6)) seg.macs.learn(macKey(buf, off + 6), LOCAL_PORT, now);
+      let sent = false;
+      if (!isGroupMac(buf, off)) {
+        const port = seg.macs.lookup(macKey(buf, off), now);
+        if (port === LOCAL_PORT) { count(seg.counters.drops, 'local-destination'); continue; }
+        if (port !== undefined) {
+          for (const ps of this.peers.values()) {
+            if (ps.port === port) { this.sendFrame(ps, seg.id, buf, off, len, now); sent = true; break; }
+          }
+        }
+      }
+      if (!sent) {
+        for (const ps of this.peers.values()) {
+          if (ps.segments.has(seg.id)) { this.sendFrame(ps, seg.id, buf, off, len, now); sent = true; }
+        }
+      }
+      if (sent) seg.counters.toTunnel++;
+      else count(seg.counters.drops, 'no-peer');
+    }
+    this.flushTx();
+    this.armTimer();
+  }
+
+  private onL3Packets(b: PacketBatch): void {
+    const now = this.clock();
+    const buf = b.buffer;
+    for (let i = 0; i < b.count; i++) {
+      const off = b.offset(i);
+      const len = b.lengths[i]!;
+      const ps = this.routeL3(buf, off, len);
+      if (!ps) continue;
+      if (len > maxInnerPayload(this.wanMtu, 4)) { count(ps.counters.drops, 'l3-too-big'); continue; }
+      const slot = this.reserve();
+      buf.copy(this.tx, slot + 16, off, off + len);
+      this.seal(ps, slot, len, now);
+    }
+    this.flushTx();
+    this.armTimer();
+  }
+
+  /** Longest-prefix match of the destination address over the peers' allowed IPs. */
+  private routeL3(buf: Uint8Array, off: number, len: number): PeerState | undefined {
+    const v = buf[off]! >>> 4;
+    if ((v === 4 && len < 20) || (v === 6 && len < 40) || (v !== 4 && v !== 6)) return undefined;
+    const dst = v === 4 ? buf.subarray(off + 16, off + 20) : buf.subarray(off + 24, off + 40);
+    let best: PeerState | undefined;
+    let bestLen = -1;
+    for (const ps of this.peers.values()) {
+      for (const p of ps.allowedIps) {
+        if (p.bits > bestLen && prefixContains(p, dst)) { best = ps; bestLen = p.bits; }
+      }
+    }
+    return best;
+  }
+
+  private sendFrame(ps: PeerState, segment: number, buf: Buffer, off: number, len: number, now: number): void {
+    if (len > MAX_FRAME_BYTES) { count(ps.counters.drops, 'frame-too-big'); return; }
+    const v6 = ps.peer.endpoint?.address.includes(':') === true;
+    const whole = maxInnerPayload(this.wanMtu, v6 ? 6 : 4) - L2_HEADER_BYTES;
+    if (len <= whole) {
+      const slot = this.reserve();
+      writeL2Header(this.tx, slot + 16, segment, len);
+      buf.copy(this.tx, slot + 16 + L2_HEADER_BYTES, off, off + len);
+      this.seal(ps, slot, L2_HEADER_BYTES + len, now);
+      return;
+    }
+    const chunk = fragmentChunk(this.wanMtu, v6 ? 6 : 4);
+    const frameId = ps.nextFrameId;
+    ps.nextFrameId = (ps.nextFrameId + 1) & 0xffff;
+    for (let o = 0; o < len; o += chunk) {
+      const n = Math.min(chunk, len - o);
+      const slot = this.reserve();
+      writeFragmentHeader(this.tx, slot + 16, { segment, last: o + n === len, frameId, frameLength: len, offset: o, chunkLength: n });
+      buf.copy(this.tx, slot + 16 + FRAGMENT_HEADER_BYTES, off + o, off + o + n);
+      this.seal(ps, slot, FRAGMENT_HEADER_BYTES + n, now);
+    }
+  }
+
+  /** A free transmit slot's offset; flushes first when the slab is full. */
+  private reserve(): number {
+    if (this.txCount === TX_BATCH) this.flushTx();
+    return this.txCount * this.txSlot;
+  }
+
+  /** Encrypts the payload at tx[slot+16, +len) for `ps` and queues it, or stages it without a session. */
+  private seal(ps: PeerState, slot: number, len: number, now: number): void {
+    const n = ps.peer.encryptTransport(this.tx.subarray(slot + 16, slot + 16 + len), this.tx.subarray(slot, slot + this.txSlot), now);
+    if (n > 0) {
+      if (!ps.peer.endpoint) { count(ps.counters.drops, 'no-endpoint'); return; }
+      const i = this.txCount++;
+      this.txOffsets[i] = slot;
+      this.txLengths[i] = n;
+      this.txPeers[i] = ps;
+      return;
+    }
+    if (n === NO_SESSION) {
+      if (ps.staged.length >= STAGED_MAX) {
+        ps.staged.shift();
+        count(ps.counters.drops, 'staged-overflow');
+      }
+      ps.staged.push(new Uint8Array(this.tx.subarray(slot + 16, slot + 16 + len))); // a copy (Buffer#slice would be a view)
+      return;
+    }
+    count(ps.counters.drops, 'no-room');
+  }
+
+  /** Sends queued datagrams: one batched send per run of one peer, in order. */
+  private flushTx(): void {
+    let s = 0;
+    while (s < this.txCount) {
+      const ps = this.txPeers[s]!;
+      let e = s + 1;
+      while (e < this.txCount && this.txPeers[e] === ps) e++;
+      const dest = ps.peer.endpoint;
+      if (dest) {
+        const n = this.socket.sendBatch(this.tx, this.txOffsets.subarray(s, e), this.txLengths.subarray(s, e), e - s, dest);
+        for (let i = s; i < s + n; i++) { ps.counters.txPackets++; ps.counters.txBytes += this.txLengths[i]!; }
+        for (let i = s + n; i < e; i++) count(ps.counters.drops, 'send-refused');
+      }
+      s = e;
+    }
+    for (let i = 0; i < this.txCount; i++) this.txPeers[i] = undefined;
+    this.txCount = 0;
+  }
+
+  /** Sends what was staged while the handshake ran, once the peer can send. */
+  private flushStaged(ps: PeerState, now: number): void {
+    const kp = ps.peer.keypairs.current;
+    if (ps.staged.length === 0 || !kp?.canSend(now)) return;
+    const staged = ps.staged.splice(0);
+    for (const p of staged) {
+      const slot = this.reserve();
+      this.tx.set(p, slot + 16);
+      this.seal(ps, slot, p.length, now);
+    }
+    this.flushTx();
+  }
+
+  // --- receive path ---------------------------------------------------------
+
+  private onDatagrams(b: DatagramBatch): void {
+    const now = this.clock();
+    const buf = b.buffer;
+    for (let i = 0; i < b.count; i++) {
+      const off = b.offset(i);
+      const len = b.length(i);
+      const type = len > 0 ? buf[off]! : -1;
+      if (type === MESSAGE_TRANSPORT) {
+        const src = b.source(i);
+        const r = this.device.decryptTransport(buf.subarray(off, off + len), src, now, buf.subarray(off + 16, off + len));
+        if (!r.ok) { count(this.unauthDrops, r.reason); continue; }
+        const ps = this.peers.get(r.peer);
+        if (!ps) continue;
+        ps.counters.rxPackets++;
+        ps.counters.rxBytes += len;
+        this.onInner(ps, buf, off + 16, r.length, now);
+      } else if (type === MESSAGE_INITIATION || type === MESSAGE_RESPONSE || type === MESSAGE_COOKIE_REPLY) {
+        this.onHandshake(buf.subarray(off, off + len), b.source(i), now);
+      } else {
+        count(this.unauthDrops, 'unknown-type');
+      }
+    }
+    this.flushLocal();
+    for (const ps of this.peers.values()) if (ps.staged.length > 0) this.flushStaged(ps, now);
+    this.flushTx();
+    this.armTimer();
+  }
+
+  private onHandshake(pkt: Uint8Array, src: Endpoint, now: number): void {
+    if (now - this.handshakeWindowStart >= 1000) {
+      this.handshakeWindowStart = now;
+      this.handshakesInWindow = 0;
+    }
+    this.handshakesInWindow++;
+    const res = this.device.handleHandshakePacket(pkt, src, now);
+    const ev = res.event;
+    if (ev.type === 'dropped') {
+      count(this.unauthDrops, ev.reason);
+      return;
+    }
+    if (res.reply) this.socket.send(res.reply, 0, res.reply.length, src);
+    if (ev.type === 'initiation-accepted' || ev.type === 'handshake-complete') {
+      const ps = this.peers.get(ev.peer);
+      if (ps) {
+        ps.counters.handshakes++;
+        this.log.debug('handshake', { peer: ps.key.slice(0, 8), event: ev.type, endpoint: endpointString(src) ?? '' });
+        if (ev.type === 'handshake-complete') this.flushStaged(ps, now);
+      }
+    }
+  }
+
+  private onInner(ps: PeerState, buf: Buffer, off: number, len: number, now: number): void {
+    switch (innerKind(buf, off, len)) {
+      case 'keepalive':
+        return;
+      case 'l2': {
+        const seg = this.segmentFor(ps, innerSegment(buf, off));
+        if (!seg) return;
+        const n = l2FrameLength(buf, off, len);
+        if (n < 0) { count(ps.counters.drops, 'bad-inner'); return; }
+        this.deliverFrame(ps, seg, buf, off + L2_HEADER_BYTES, n, now);
+        return;
+      }
+      case 'l2-fragment': {
+        const h = readFragmentHeader(buf, off, len);
+        if (!h) { count(ps.counters.drops, 'bad-inner'); return; }
+        const seg = this.segmentFor(ps, h.segment);
+        if (!seg) return;
+        const frame = ps.reassembler.add(h, buf, off + FRAGMENT_HEADER_BYTES, now);
+        if (frame) this.deliverFrame(ps, seg, frame, 0, frame.length, now);
+        return;
+      }
+      case 'ip':
+        this.deliverIp(ps, buf, off, len);
+        return;
+      case 'bad':
+        count(ps.counters.drops, 'bad-inner');
+        return;
+    }
+  }
+
+  /** The segment of an incoming frame, if this peer carries it (frames are bound to the peer's key). */
+  private segmentFor(ps: PeerState, id: number): SegmentState | undefined {
+    const seg = ps.segments.has(id) ? this.segments.get(id) : undefined;
+    if (!seg) count(ps.counters.drops, 'segment-not-owned');
+    return seg;
+  }
+
+  private deliverFrame(ps: PeerState, seg: SegmentState, buf: Uint8Array, off: number, len: number, now: number): void {
+    if (!isGroupMac(buf, off + 6)) {
+      const mac = macKey(buf, off + 6);
+      if (seg.macs.learn(mac, ps.port, now) === 'flap' && now - seg.lastFlapLog >= FLAP_LOG_INTERVAL_MS) {
+        seg.lastFlapLog = now;
+        this.log.warn('MAC flapping between the local side and the tunnel (loop or duplicate MAC?)',
+          { segment: seg.id, mac: macKeyString(mac), peer: ps.key.slice(0, 8), flaps: seg.macs.counters.flaps });
+      }
+    }
+    seg.counters.fromTunnel++;
+    if (seg.wBuffer !== undefined && seg.wBuffer !== buf) this.flushSegment(seg);
+    if (seg.wCount === seg.wOffsets.length) this.flushSegment(seg);
+    seg.wBuffer = buf;
+    seg.wOffsets[seg.wCount] = off;
+    seg.wLengths[seg.wCount] = len;
+    seg.wCount++;
+  }
+
+  private deliverIp(ps: PeerState, buf: Buffer, off: number, len: number): void {
+    if (!this.l3) { count(ps.counters.drops, 'no-l3'); return; }
+    const v = buf[off]! >>> 4;
+    const hdr = v === 4 ? 20 : 40;
+    if (len < hdr) { count(ps.counters.drops, 'bad-inner'); return; }
+    const total = v === 4 ? (buf[off + 2]! << 8) | buf[off + 3]! : 40 + ((buf[off + 4]! << 8) | buf[off + 5]!);
+    if (total > len || total < hdr) { count(ps.counters.drops, 'bad-inner'); return; }
+    const src = v === 4 ? buf.subarray(off + 12, off + 16) : buf.subarray(off + 8, off + 24);
+    if (!ps.allowedIps.some((p) => prefixContains(p, src))) { count(ps.counters.drops, 'source-not-allowed'); return; }
+    if (this.l3Buffer !== undefined && this.l3Buffer !== buf) this.flushL3();
+    if (this.l3Count === this.l3Offsets.length) this.flushL3();
+    this.l3Buffer = buf;
+    this.l3Offsets[this.l3Count] = off;
+    this.l3Lengths[this.l3Count] = total;
+    this.l3Count++;
+  }
+
+  private flushLocal(): void {
+    for (const seg of this.segments.values()) this.flushSegment(seg);
+    this.flushL3();
+  }
+
+  private flushSegment(seg: SegmentState): void {
+    if (seg.wCount === 0 || !seg.wBuffer) return;
+    const n = seg.device.writeBatch(seg.wBuffer, seg.wOffsets, seg.wLengths, seg.wCount);
+    for (let i = n; i < seg.wCount; i++) count(seg.counters.drops, 'local-write-refused');
+    seg.wCount = 0;
+    seg.wBuffer = undefined;
+  }
+
+  private flushL3(): void {
+    if (this.l3Count === 0 || !this.l3Buffer || !this.l3) return;
+    this.l3.writeBatch(this.l3Buffer, this.l3Offsets, this.l3Lengths, this.l3Count);
+    this.l3Count = 0;
+    this.l3Buffer = undefined;
+  }
+
+  // --- timers -----------------------------------------------------------------
+
+  private underLoad(): boolean {
+    return this.handshakesInWindow > UNDER_LOAD_HANDSHAKES_PER_S && this.clock() - this.handshakeWindowStart < 1000;
+  }
+
+  /** Schedules the next timer run at the device's earliest deadline. */
+  private armTimer(): void {
+    if (this.stopped) return;
+    const at = this.device.nextTimerAt();
+    if (!Number.isFinite(at) && at > 0) return;
+    if (this.timer !== undefined && this.timerAt <= at) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => { this.onTimer(); }, Math.max(0, Math.ceil(at - this.clock())));
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    if (this.stopped) return;
+    const now = this.clock();
+    for (const o of this.device.poll(now)) {
+      const ps = this.peers.get(o.peer);
+      if (!ps) continue;
+      if (o.type === 'packet') {
+        const dest = o.peer.endpoint;
+        if (dest) this.socket.send(o.packet, 0, o.packet.length, dest);
+      } else if (o.type === 'gave-up') {
+        for (let i = 0; i < ps.staged.length; i++) count(ps.counters.drops, 'handshake-gave-up');
+        ps.staged.length = 0;
+        this.log.warn('handshake attempts exhausted; will retry when traffic needs the peer', { peer: ps.key.slice(0, 8) });
+      } else {
+        this.log.info('session keys erased after inactivity', { peer: ps.key.slice(0, 8) });
+      }
+    }
+    this.armTimer();
+  }
+}
