@@ -19,7 +19,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   control: ['protocol', 'shared'],
   bench: ['dataplane', 'netconfig', 'native', 'protocol', 'shared'],
   lab: ['control', 'appliance', 'dataplane', 'netconfig', 'protocol', 'shared', 'native'],
-  cli: ['protocol', 'shared', 'appliance', 'control', 'bench', 'lab', 'netconfig', 'native'],
+  cli: ['protocol', 'shared', 'appliance', 'control', 'bench', 'lab', 'netconfig', 'native', 'dataplane'],
 };
 
 function files(dir: string): string[] {

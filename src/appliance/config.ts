@@ -4,6 +4,9 @@
  * values are refused with a message naming the field, and nothing is applied.
  */
 import { readFileSync } from 'node:fs';
+import { parsePrefix } from '../dataplane/tunnel/prefix.js';
+import { decodeKey } from '../dataplane/wg/crypto.js';
+import { parseAddress, type Endpoint } from '../dataplane/wg/endpoint.js';
 import { ValidationError } from '../shared/errors.js';
 
 export type ApplianceRole = 'sp' | 'tenant';
@@ -21,10 +24,40 @@ export interface SegmentConfig {
   uplink?: string;
 }
 
+export interface PeerConfig {
+  /** The peer appliance's public key (base64, as `nea pubkey` prints). */
+  publicKey: string;
+  /** `HOST:PORT` or `[V6]:PORT` to reach the peer; absent: wait for the peer to connect. */
+  endpoint?: string;
+  /** Segments this peer carries; frames of other segments from it are dropped. */
+  segments: number[];
+  /** Optional preshared key (base64), mixed into the handshake. */
+  presharedKey?: string;
+  /** Persistent keepalive interval in seconds (for peers behind NAT); absent: off. */
+  persistentKeepalive?: number;
+  /** L3 mode: prefixes routed to this peer and allowed as sources from it. */
+  allowedIps?: string[];
+}
+
+export interface TunnelConfig {
+  /** UDP port of the tunnel; default 51820. */
+  listenPort: number;
+  /** Address to bind; default `0.0.0.0`. */
+  listenAddress: string;
+  /** MTU of the WAN path in bytes; default 1500. */
+  wanMtu: number;
+  peers: PeerConfig[];
+  /** L3 mode: a TUN device carrying IP packets to peers by their allowed IPs. */
+  l3?: { device: string; addresses: string[] };
+}
+
 export interface ApplianceConfig {
   role: ApplianceRole;
   /** Appliance name, shown in status and logs. */
   name: string;
+  /** Static private key (base64); absent: `<state-dir>/private.key`, generated on first start and kept. */
+  privateKey?: string;
+  tunnel?: TunnelConfig;
   segments: SegmentConfig[];
 }
 
@@ -47,7 +80,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /** Validate parsed JSON as an appliance configuration; `file` names the source in errors. */
 export function parseApplianceConfig(raw: unknown, file = 'config'): ApplianceConfig {
   if (!isObject(raw)) fail(file, '(top level)', 'must be a JSON object');
-  checkKeys(file, '', raw, ['role', 'name', 'segments']);
+  checkKeys(file, '', raw, ['role', 'name', 'privateKey', 'tunnel', 'segments']);
   const { role, name, segments } = raw;
   if (role !== 'sp' && role !== 'tenant') fail(file, 'role', `must be "sp" or "tenant", got ${JSON.stringify(role)}`);
   if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) {
@@ -73,7 +106,90 @@ export function parseApplianceConfig(raw: unknown, file = 'config'): ApplianceCo
     }
     return seg;
   });
-  return { role, name, segments: out };
+  const cfg: ApplianceConfig = { role, name, segments: out };
+  if (raw.privateKey !== undefined) cfg.privateKey = checkKey(file, 'privateKey', raw.privateKey);
+  if (raw.tunnel !== undefined) cfg.tunnel = parseTunnel(file, raw.tunnel, seen);
+  return cfg;
+}
+
+function checkKey(file: string, field: string, v: unknown): string {
+  if (typeof v !== 'string') fail(file, field, 'must be a base64 key string');
+  try {
+    decodeKey(v);
+  } catch (e) {
+    fail(file, field, (e as Error).message);
+  }
+  return v;
+}
+
+/** Parses `HOST:PORT` or `[V6]:PORT` with a literal IP address; undefined when malformed. */
+export function parseEndpoint(text: string): Endpoint | undefined {
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(text) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535 || !parseAddress(m[1]!)) return undefined;
+  return { address: m[1]!, port };
+}
+
+function parseTunnel(file: string, raw: unknown, segmentIds: ReadonlySet<number>): TunnelConfig {
+  if (!isObject(raw)) fail(file, 'tunnel', 'must be an object');
+  checkKeys(file, 'tunnel', raw, ['listenPort', 'listenAddress', 'wanMtu', 'peers', 'l3']);
+  const port = raw.listenPort ?? 51820;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) fail(file, 'tunnel.listenPort', 'must be an integer from 1 to 65535');
+  const addr = raw.listenAddress ?? '0.0.0.0';
+  if (typeof addr !== 'string' || !parseAddress(addr)) fail(file, 'tunnel.listenAddress', 'must be an IPv4 or IPv6 address');
+  const mtu = raw.wanMtu ?? 1500;
+  if (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < 576 || mtu > 9000) fail(file, 'tunnel.wanMtu', 'must be an integer from 576 to 9000');
+  if (!Array.isArray(raw.peers)) fail(file, 'tunnel.peers', 'must be an array');
+  const keys = new Set<string>();
+  const peers = raw.peers.map((p: unknown, i): PeerConfig => {
+    const at = `tunnel.peers[${i}]`;
+    if (!isObject(p)) fail(file, at, 'must be an object');
+    checkKeys(file, at, p, ['publicKey', 'endpoint', 'segments', 'presharedKey', 'persistentKeepalive', 'allowedIps']);
+    const publicKey = checkKey(file, `${at}.publicKey`, p.publicKey);
+    if (keys.has(publicKey)) fail(file, `${at}.publicKey`, 'duplicate peer');
+    keys.add(publicKey);
+    const peer: PeerConfig = { publicKey, segments: [] };
+    if (!Array.isArray(p.segments)) fail(file, `${at}.segments`, 'must be an array of segment ids');
+    for (const [j, id] of p.segments.entries()) {
+      if (typeof id !== 'number' || !segmentIds.has(id)) fail(file, `${at}.segments[${j}]`, `${JSON.stringify(id)} is not a configured segment id`);
+      peer.segments.push(id);
+    }
+    if (p.endpoint !== undefined) {
+      if (typeof p.endpoint !== 'string' || !parseEndpoint(p.endpoint)) fail(file, `${at}.endpoint`, 'must be IPv4:PORT or [IPv6]:PORT');
+      peer.endpoint = p.endpoint;
+    }
+    if (p.presharedKey !== undefined) peer.presharedKey = checkKey(file, `${at}.presharedKey`, p.presharedKey);
+    if (p.persistentKeepalive !== undefined) {
+      const k = p.persistentKeepalive;
+      if (typeof k !== 'number' || !Number.isInteger(k) || k < 1 || k > 65535) fail(file, `${at}.persistentKeepalive`, 'must be an integer from 1 to 65535 seconds');
+      peer.persistentKeepalive = k;
+    }
+    if (p.allowedIps !== undefined) peer.allowedIps = checkPrefixes(file, `${at}.allowedIps`, p.allowedIps);
+    return peer;
+  });
+  const t: TunnelConfig = { listenPort: port, listenAddress: addr, wanMtu: mtu, peers };
+  if (raw.l3 !== undefined) {
+    if (!isObject(raw.l3)) fail(file, 'tunnel.l3', 'must be an object');
+    checkKeys(file, 'tunnel.l3', raw.l3, ['device', 'addresses']);
+    const dev = raw.l3.device;
+    if (typeof dev !== 'string' || !IFNAME.test(dev)) fail(file, 'tunnel.l3.device', 'must be an interface name');
+    t.l3 = { device: dev, addresses: checkPrefixes(file, 'tunnel.l3.addresses', raw.l3.addresses ?? []) };
+  }
+  return t;
+}
+
+function checkPrefixes(file: string, field: string, v: unknown): string[] {
+  if (!Array.isArray(v)) fail(file, field, 'must be an array of ADDRESS/PREFIX');
+  return v.map((x: unknown, i) => {
+    if (typeof x !== 'string') fail(file, `${field}[${i}]`, 'must be ADDRESS/PREFIX');
+    try {
+      parsePrefix(x);
+    } catch (e) {
+      fail(file, `${field}[${i}]`, (e as Error).message);
+    }
+    return x;
+  });
 }
 
 /** Read and validate a configuration file. */

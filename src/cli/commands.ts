@@ -1,3 +1,4 @@
 // Every subcommand module registers itself on import.
 import './appliance.js';
+import './keys.js';
 import './demo.js';
