@@ -5,7 +5,8 @@
       "sources": [
         "src/native/addon.cc",
         "src/native/netns.cc",
-        "src/native/tuntap.cc"
+        "src/native/tuntap.cc",
+        "src/native/udp.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -38,6 +38,7 @@ Napi::Error ErrnoError(Napi::Env env, int err, const std::string& syscall,
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nea::InitNetns(env, exports);
   nea::InitTunTap(env, exports);
+  nea::InitUdp(env, exports);
   return exports;
 }
 

@@ -1,5 +1,5 @@
-// Event-loop driven batch reader shared by the addon's packet sources
-// (TAP/TUN devices now; a UDP socket with recvmmsg/sendmmsg later).
+// Event-loop driven batch reader shared by the addon's packet sources: TAP/TUN
+// devices (tuntap.cc) and UDP sockets (udp.cc, recvmmsg/sendmmsg).
 //
 // One BatchSource owns one non-blocking fd, a uv_poll handle on it and a read
 // slab. When the fd is readable, the subclass's ReadBatch() fills the slab
@@ -25,6 +25,8 @@
 // Subclasses (CRTP) implement:
 //   ReadResult ReadBatch(uint32_t max);   // fill slots [0, max), count rx counters
 //   static const char* ReadSyscall();     // name used in read errors ("read")
+// may hide:
+//   Napi::Error ReadFailure(env, err, syscall) const;  // wording of the onError error
 // and list BaseMethods() in their DefineClass.
 #pragma once
 #include "common.h"
@@ -140,6 +142,14 @@ class BatchSource : public Napi::ObjectWrap<Derived> {
     return true;
   }
 
+  // The error handed to onError when reading stops for good. A subclass may
+  // hide this with its own wording (CRTP: resolved at compile time).
+  Napi::Error ReadFailure(Napi::Env env, int err, const char* syscall) const {
+    return ErrnoError(env, err, syscall, "reading from the device failed; reading stopped",
+                      err == EBADF || err == EBADFD ? "the interface was probably deleted: close and reopen the device"
+                                                    : "close and reopen the device");
+  }
+
   bool IsOpen() const { return state_ != State::kClosed && fd_ >= 0; }
   int Fd() const { return fd_; }
   uint8_t* Slot(uint32_t i) const { return slab_ + size_t{i} * slotSize_; }
@@ -237,10 +247,7 @@ class BatchSource : public Napi::ObjectWrap<Derived> {
     if (state_ == State::kReading) uv_poll_stop(poll_);
     if (state_ == State::kClosed) return;
     state_ = State::kFailed;
-    Napi::Error e = ErrnoError(env, err, syscall, "reading from the device failed; reading stopped",
-                               err == EBADF || err == EBADFD
-                                   ? "the interface was probably deleted: close and reopen the device"
-                                   : "close and reopen the device");
+    Napi::Error e = static_cast<Derived*>(this)->ReadFailure(env, err, syscall);
     napi_value argv[1] = {e.Value()};
     napi_value result;
     if (napi_call_function(env, recv, onError_.Value(), 1, argv, &result) != napi_ok) RaiseUncaught(env);

@@ -19,5 +19,6 @@ Napi::Error ErrnoError(Napi::Env env, int err, const std::string& syscall,
 // Each source file registers its exports here (called from addon.cc).
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitTunTap(Napi::Env env, Napi::Object exports);
+void InitUdp(Napi::Env env, Napi::Object exports);
 
 }  // namespace nea

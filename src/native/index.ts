@@ -12,8 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { NeaError } from '../shared/errors.js';
 
 /**
- * Indexes into {@link NativeTunTap.counters} (kept in sync with `BatchCounter`
- * in batch_source.h).
+ * Indexes into {@link NativeTunTap.counters} and {@link NativeUdpSocket.counters}
+ * (kept in sync with `BatchCounter` in batch_source.h). For a UDP socket a
+ * frame is a datagram.
  */
 export const COUNTER = {
   /** Frames delivered to onBatch. */
@@ -74,6 +75,74 @@ export type NativeTunTapConstructor = new (
   onError: (err: Error) => void,
 ) => NativeTunTap;
 
+/** Bits of the `flags` argument of {@link NativeUdpSocketConstructor} (kept in sync with udp.cc). */
+export const UDP_FLAG = {
+  /** UDP_SEGMENT (GSO) for runs of equal-size datagrams to one destination in sendBatch. */
+  gso: 1,
+  /** UDP_GRO on receive: coalesced datagrams are split back into slots. Needs batchSize >= 128. */
+  gro: 2,
+} as const;
+
+/**
+ * A UDP socket (src/native/udp.cc). Starts paused; `resume()` starts
+ * receiving, which calls `onBatch(count)` once per batch with datagram i in
+ * `slab` at i × slotSize (length `lengths[i]`) and its source in
+ * `srcAddrs[16i, 16i + 16)` (IPv6 form; IPv4 as ::ffff:a.b.c.d) and
+ * `srcPorts[i]`. All four are reused: valid only during that call.
+ * Addresses given to `send`/`sendBatch` use the same 16-byte form.
+ */
+export interface NativeUdpSocket {
+  /** 4 for an AF_INET socket, 6 for AF_INET6. */
+  readonly family: 4 | 6;
+  /** Bound address (getsockname): dotted quad or IPv6 text. */
+  readonly address: string;
+  /** Bound port (the ephemeral one when bound to port 0). */
+  readonly port: number;
+  /** Receive buffer size the kernel reports (SO_RCVBUF: twice what was set), bytes. */
+  readonly rcvbuf: number;
+  /** Send buffer size the kernel reports (SO_SNDBUF), bytes. */
+  readonly sndbuf: number;
+  /** Receive slab: batchSize slots of slotSize bytes, created once. */
+  readonly slab: Buffer;
+  /** Lengths in bytes of the datagrams of the current batch. */
+  readonly lengths: Uint32Array;
+  /** Source addresses of the current batch, 16 bytes per datagram. */
+  readonly srcAddrs: Uint8Array;
+  /** Source ports of the current batch (host order). */
+  readonly srcPorts: Uint16Array;
+  /** Running counters, indexed by {@link COUNTER}; updated by the addon in place. */
+  readonly counters: Float64Array;
+  /** Stop receiving (uv_poll stop); datagrams wait in the socket's receive buffer. */
+  pause(): void;
+  /** Start or continue receiving. */
+  resume(): void;
+  /** Stop receiving and close the socket; idempotent. */
+  close(): void;
+  /** Send one datagram to addr[0, 16):port; false when refused (EAGAIN). Other errors throw. */
+  send(buf: Uint8Array, offset: number, length: number, addr: Uint8Array, port: number): boolean;
+  /**
+   * Send `count` datagrams (datagram i = buf[offsets[i], offsets[i] + lengths[i])) with sendmmsg,
+   * all to addrs[0, 16):ports when `ports` is a number, else datagram i to addrs[16i, 16i + 16):ports[i].
+   * Returns how many were sent, in order, stopping at the first EAGAIN. Other errors throw, with `.sent`.
+   */
+  sendBatch(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number,
+    addrs: Uint8Array, ports: number | Uint16Array): number;
+}
+
+/** Constructor of {@link NativeUdpSocket}; throws errno errors (see udp.cc). */
+export type NativeUdpSocketConstructor = new (
+  address: string,
+  port: number,
+  v6Only: boolean,
+  batchSize: number,
+  slotSize: number,
+  rcvbuf: number,
+  sndbuf: number,
+  flags: number,
+  onBatch: (count: number) => void,
+  onError: (err: Error) => void,
+) => NativeUdpSocket;
+
 /** The raw exports of the addon. Extended by each native source file. */
 export interface NativeBinding {
   /** Switch the calling thread into the netns at `path`; returns an fd of the previous one. */
@@ -86,7 +155,9 @@ export interface NativeBinding {
   leaveNetns(fd: number): void;
   /** Open a TAP/TUN queue (tuntap.cc). */
   TunTap: NativeTunTapConstructor;
-  /** Limits the addon enforces on TunTap's geometry. */
+  /** Open a batched UDP socket (udp.cc). */
+  UdpSocket: NativeUdpSocketConstructor;
+  /** Limits the addon enforces on TunTap's geometry (UdpSocket's too). */
   tunTapLimits: {
     /** Largest batchSize, in frames. */
     readonly maxBatchSize: number;
