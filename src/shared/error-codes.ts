@@ -30,6 +30,10 @@ export const ERROR_CODES = {
   NETCONFIG_LINK_CONFLICT: { status: 409, summary: 'a link exists with another kind or another veth peer' },
   NETCONFIG_LINK_MISSING: { status: 409, summary: 'a link the desired state expects to exist is absent' },
   NETCONFIG_APPLY_FAILED: { status: 500, summary: 'reconcile stopped at a change the kernel refused' },
+  // nftables
+  NFT_MISSING: { status: 500, summary: 'the nft command could not be run: nftables is not installed' },
+  NFT_APPLY_FAILED: { status: 500, summary: 'nft refused a ruleset; the previous ruleset stays in place' },
+  NFT_READ_FAILED: { status: 500, summary: "an appliance's nftables tables could not be listed or parsed" },
   // Tunnel
   LOW_ORDER_KEY: { status: 400, summary: 'a peer public key is a low-order X25519 point' },
   INVALID_KEY: { status: 400, summary: 'a key is not 32 bytes of base64' },
