@@ -8,14 +8,18 @@
  * started, so nothing is left half-open.
  */
 import { join } from 'node:path';
-import { openTap, type PacketDevice, type PacketDeviceCounters } from '../dataplane/tuntap.js';
+import { openTap, openTun, type PacketDevice, type PacketDeviceCounters } from '../dataplane/tuntap.js';
+import { TunnelEngine, type EngineStatus } from '../dataplane/tunnel/engine.js';
+import { openTunnelSocket } from '../dataplane/tunnel/udp-socket.js';
+import { decodeKey, encodeKey, publicKeyOf } from '../dataplane/wg/crypto.js';
 import { Netlink } from '../netconfig/netlink.js';
 import { reconcile } from '../netconfig/reconcile.js';
 import type { DesiredLink, DesiredNetwork } from '../netconfig/desired.js';
 import { writeFileAtomic } from '../shared/atomic-file.js';
 import { Lifecycle } from '../shared/lifecycle.js';
 import type { Logger } from '../shared/log.js';
-import { segmentLinkNames, type ApplianceConfig } from './config.js';
+import { parseEndpoint, segmentLinkNames, type ApplianceConfig } from './config.js';
+import { loadOrCreatePrivateKey } from './keys.js';
 
 export interface ApplianceOptions {
   config: ApplianceConfig;
@@ -41,6 +45,10 @@ export interface SegmentStatus {
 export interface ApplianceStatus {
   name: string;
   role: ApplianceConfig['role'];
+  /** The appliance's static public key (base64): what its peer configures. */
+  publicKey: string;
+  /** Tunnel peers and counters; null without a tunnel section. */
+  tunnel: EngineStatus | null;
   pid: number;
   startedAt: string;
   updatedAt: string;
@@ -56,12 +64,17 @@ export function desiredNetwork(config: ApplianceConfig): DesiredNetwork {
     links.push({ kind: 'existing', name: tap, up: true, master: bridge, addresses: [] });
     if (s.uplink !== undefined) links.push({ kind: 'existing', name: s.uplink, up: true, master: bridge });
   }
+  const l3 = config.tunnel?.l3;
+  if (l3) links.push({ kind: 'existing', name: l3.device, up: true, addresses: l3.addresses });
   return { links, routes: [], neighbours: [] };
 }
 
 export class Appliance {
   private readonly lifecycle = new Lifecycle();
   private readonly taps = new Map<number, PacketDevice>();
+  private l3: PacketDevice | undefined;
+  private engine: TunnelEngine | undefined;
+  private privateKey: Uint8Array | undefined;
   private netlink: Netlink | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date().toISOString();
@@ -77,13 +90,25 @@ export class Appliance {
         stop: () => { this.netlink?.close(); this.netlink = undefined; },
       })
       .add({
+        name: 'key',
+        start: () => {
+          const k = loadOrCreatePrivateKey(config.privateKey, opts.stateDir);
+          this.privateKey = k.privateKey;
+          if (k.source === 'generated') log.info('generated the appliance key', { publicKey: encodeKey(publicKeyOf(k.privateKey)) });
+        },
+        stop: () => { this.privateKey?.fill(0); },
+      })
+      .add({
         name: 'taps',
         start: () => {
           for (const s of config.segments) this.taps.set(s.id, openTap(segmentLinkNames(s.id).tap));
+          if (config.tunnel?.l3) this.l3 = openTun(config.tunnel.l3.device);
         },
         stop: () => {
           for (const t of this.taps.values()) t.close();
           this.taps.clear();
+          this.l3?.close();
+          this.l3 = undefined;
         },
       })
       .add({
@@ -95,12 +120,44 @@ export class Appliance {
         stop: () => { /* links stay configured; the TAPs vanish when closed */ },
       })
       .add({
-        name: 'local-ports',
+        name: 'tunnel',
         start: () => {
-          // Stage 1: frames from the local side are counted; the tunnel carries them later.
-          for (const t of this.taps.values()) t.onBatch(() => { /* counted by the device */ });
+          const t = config.tunnel;
+          if (!t) {
+            // No tunnel: frames from the local side are only counted.
+            for (const d of this.taps.values()) d.onBatch(() => { /* counted by the device */ });
+            return;
+          }
+          const socket = openTunnelSocket({ address: t.listenAddress, port: t.listenPort, wanMtu: t.wanMtu });
+          const engine = new TunnelEngine({
+            privateKey: this.privateKey!, socket, segments: this.taps, wanMtu: t.wanMtu, log: log.child('tunnel'),
+            ...(this.l3 && { l3: this.l3 }),
+          });
+          this.engine = engine;
+          try {
+            for (const p of t.peers) {
+              const endpoint = p.endpoint === undefined ? undefined : parseEndpoint(p.endpoint);
+              engine.addPeer({
+                publicKey: decodeKey(p.publicKey), segments: p.segments,
+                ...(endpoint && { endpoint }),
+                ...(p.presharedKey !== undefined && { presharedKey: decodeKey(p.presharedKey) }),
+                ...(p.persistentKeepalive !== undefined && { persistentKeepaliveMs: p.persistentKeepalive * 1000 }),
+                ...(p.allowedIps && { allowedIps: p.allowedIps }),
+              });
+            }
+          } catch (e) {
+            engine.stop();
+            this.engine = undefined;
+            throw e;
+          }
+          engine.start();
+          log.info('tunnel listening', { port: socket.port, peers: t.peers.length, publicKey: encodeKey(engine.device.publicKey) });
         },
-        stop: () => { for (const t of this.taps.values()) t.pause(); },
+        stop: () => {
+          this.engine?.stop();
+          this.engine = undefined;
+          for (const d of this.taps.values()) d.pause();
+        },
       })
       .add({
         name: 'status',
@@ -138,7 +195,12 @@ export class Appliance {
         bridgeStats: st ? { rxPackets: String(st.rxPackets), txPackets: String(st.txPackets), rxBytes: String(st.rxBytes), txBytes: String(st.txBytes) } : null,
       });
     }
-    return { name: config.name, role: config.role, pid: process.pid, startedAt: this.startedAt, updatedAt: new Date().toISOString(), segments };
+    return {
+      name: config.name, role: config.role,
+      publicKey: this.privateKey ? encodeKey(publicKeyOf(this.privateKey)) : '',
+      tunnel: this.engine ? this.engine.status() : null,
+      pid: process.pid, startedAt: this.startedAt, updatedAt: new Date().toISOString(), segments,
+    };
   }
 
   private async writeStatus(): Promise<void> {
