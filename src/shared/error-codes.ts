@@ -22,6 +22,15 @@ export const ERROR_CODES = {
   TUN_WRITE_FAILED: { status: 500, summary: 'writing to a TAP/TUN device failed' },
   TUN_READ_FAILED: { status: 500, summary: 'reading a TAP/TUN device failed; reading stopped' },
   TUN_CLOSED: { status: 500, summary: 'the device is closed' },
+  // UDP sockets
+  UDP_ADDRESS_IN_USE: { status: 409, summary: 'another socket holds the UDP address and port' },
+  UDP_ADDRESS_NOT_AVAILABLE: { status: 409, summary: 'the UDP bind address is not on this host or namespace' },
+  UDP_NO_PERMISSION: { status: 500, summary: 'binding a UDP port below 1024 needs CAP_NET_BIND_SERVICE' },
+  UDP_OPEN_FAILED: { status: 500, summary: 'opening a UDP socket failed for another reason' },
+  UDP_NO_ROUTE: { status: 503, summary: 'no route to the destination of a UDP datagram' },
+  UDP_SEND_FAILED: { status: 500, summary: 'sending a UDP datagram failed' },
+  UDP_READ_FAILED: { status: 500, summary: 'receiving on a UDP socket failed; receiving stopped' },
+  UDP_CLOSED: { status: 500, summary: 'the UDP socket is closed' },
   // Netlink and reconcile
   NETLINK_OPEN_FAILED: { status: 500, summary: 'a netlink socket could not be opened' },
   NETLINK_FAILED: { status: 500, summary: 'the kernel refused a netlink request' },
