@@ -204,6 +204,6 @@ export class Appliance {
   }
 
   private async writeStatus(): Promise<void> {
-    writeFileAtomic(this.statusFile, JSON.stringify(await this.status(), null, 2) + '\n', 0o644);
+    writeFileAtomic(this.statusFile, JSON.stringify(await this.status(), null, 2) + '\n', 0o644, { durable: false });
   }
 }
