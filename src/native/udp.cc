@@ -403,7 +403,8 @@ class UdpSocket : public BatchSource<UdpSocket> {
         break;
       case EMSGSIZE:
         hint = "a datagram of " + std::to_string(length) +
-               " bytes is too long (UDP carries at most 65507 bytes over IPv4, 65527 over IPv6)";
+               " bytes is too long (UDP carries at most 65507 bytes over IPv4, 65527 over IPv6; less when the "
+               "path does not fragment)";
         break;
       case EAFNOSUPPORT:
         hint = "cannot send to IPv6 " + dest + " from an IPv4 socket: bind to :: to use both families";
@@ -653,7 +654,7 @@ class UdpSocket : public BatchSource<UdpSocket> {
   // datagrams go out as plain messages of the same sendmmsg call. A run is
   // at most kMaxGsoSegments datagrams and kMaxGsoBytes bytes, and its size at
   // most gsoMaxSize_ (learned: the kernel refuses a segment size beyond the
-  // path MTU with EINVAL, and then the run is resent plain). Returns as
+  // path MTU with EMSGSIZE, and then the run is resent plain). Returns as
   // SendPlain.
   int SendRunsGso(const Batch& b, uint32_t* sent) {
     uint32_t i = 0;
@@ -717,10 +718,11 @@ class UdpSocket : public BatchSource<UdpSocket> {
         int err = errno;
         if (err == EINTR) continue;
         const uint32_t segs = txFirst_[1] - txFirst_[0];
-        if ((err == EINVAL || err == EIO) && segs > 1) {
-          // The first message was a GSO run the kernel refused: EINVAL when
-          // the segment size exceeds the path MTU, EIO when the device has no
-          // checksum offload. Send the run plain and remember the limit.
+        if ((err == EMSGSIZE || err == EINVAL || err == EIO) && segs > 1) {
+          // The first message was a GSO run the kernel refused: EMSGSIZE
+          // (EINVAL before Linux 6.x) when the segment size exceeds the path
+          // MTU, EIO when the device has no checksum offload. Send the run
+          // plain and remember the limit.
           Batch run = b;
           run.count = i + segs;
           uint32_t plainSent = 0;
