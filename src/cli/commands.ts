@@ -2,3 +2,4 @@
 import './appliance.js';
 import './keys.js';
 import './demo.js';
+import './bench.js';
