@@ -190,6 +190,12 @@ describe('spawnNft', () => {
     expect((err as NftMissingError).message).toMatch(/cannot run \/nonexistent\/nft .*install nftables/);
   });
 
+  it('reports a namespace that does not exist as the namespace error, not as a missing nft', async () => {
+    const run = spawnNft({ netns: 'nea-no-such-netns-for-test' });
+    await expect(run(['--version'])).rejects.toThrow(/nea-no-such-netns-for-test|ENOENT|native addon/);
+    await expect(run(['--version'])).rejects.not.toBeInstanceOf(NftMissingError);
+  });
+
   it('passes stdin and returns exit code and output (checked with a stand-in executable)', async () => {
     const run = spawnNft({ nftPath: '/bin/sh' });
     const r = await run(['-c', 'cat; echo err >&2; exit 3'], 'script text');

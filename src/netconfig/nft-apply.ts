@@ -84,7 +84,8 @@ export function spawnNft(opts: SpawnNftOptions = {}): NftRunner {
       // child starts in the thread's namespace at that moment.
       child = withNetns(opts.netns, () => spawn(path, [...args], { stdio: ['pipe', 'pipe', 'pipe'] }));
     } catch (e) {
-      reject(e instanceof NeaError ? e : new NftMissingError(path, e));
+      // Entering the namespace failed (no such namespace, addon missing); a missing nft arrives as 'error' below.
+      reject(e instanceof Error ? e : new Error(String(e)));
       return;
     }
     let stdout = '';
