@@ -22,6 +22,7 @@
  *
  *   dgram        node:dgram, socket.send() per datagram, 'message' events
  *   nea          sendBatch (one sendmmsg per round) and onBatch (recvmmsg)
+ *   nea+gro      as nea, the receiver asks for UDP_GRO (nothing to coalesce: what it costs)
  *   nea+gso      as nea, with UDP_SEGMENT: one GSO message per run of equal sizes
  *   nea+gso+gro  as nea+gso, and the receiver asks for UDP_GRO (coalesced messages split into slots)
  *   c, c+gso, c+gso+gro   ref.c: the same rounds and system calls without JavaScript
@@ -34,17 +35,19 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { GRO_MIN_BATCH_SIZE, SockAddr, openUdp, type UdpBatchSocket } from '../../dataplane/udp.js';
+import { SockAddr, openUdp, type UdpBatchSocket } from '../../dataplane/udp.js';
 import { packFrames } from '../../dataplane/packet-device.js';
 import { withNetns } from '../../netconfig/netns.js';
 
 const ROUND_TIMEOUT_MS = 100;
 const WARMUP_TIMEOUT_MS = 5000;
+/** Receive slab of the GRO variants, datagrams (8 messages per recvmmsg). */
+const GRO_RX_BATCH = 1024;
 /** Socket buffers asked for by every implementation, bytes. */
 const SOCKET_BUFFER = 4 * 1024 * 1024;
 const SENDER = '10.77.0.1';
 const RECEIVER = '10.77.0.2';
-const IMPLS = ['dgram', 'c', 'nea', 'c+gso', 'nea+gso', 'c+gso+gro', 'nea+gso+gro'] as const;
+const IMPLS = ['dgram', 'c', 'nea', 'nea+gro', 'c+gso', 'nea+gso', 'c+gso+gro', 'nea+gso+gro'] as const;
 type Impl = (typeof IMPLS)[number];
 
 interface RunResult {
@@ -163,8 +166,10 @@ function dgramPair(ns: BenchTopology, size: number, batch: number): Pair {
 function neaPair(ns: BenchTopology, size: number, batch: number, gso: boolean, gro: boolean): Pair {
   const tx: UdpBatchSocket = withNetns(ns.a, () => openUdp({ address: SENDER, port: 0, batchSize: batch, gso, rcvbuf: SOCKET_BUFFER, sndbuf: SOCKET_BUFFER }));
   // The receive slab holds one round (as in the TAP benchmark), so a full
-  // round takes the addon's busy mode; GRO needs at least 128 slots.
-  const rxBatch = gro ? Math.max(GRO_MIN_BATCH_SIZE, batch) : batch;
+  // round takes the addon's busy mode. With GRO, the addon receives one
+  // message per 128 free slots (a message may carry 128 datagrams), so a
+  // larger slab lets one recvmmsg take several messages.
+  const rxBatch = gro ? Math.max(GRO_RX_BATCH, batch) : batch;
   const rx: UdpBatchSocket = withNetns(ns.b, () => openUdp({ address: RECEIVER, port: 0, batchSize: rxBatch, slotSize: 2048, gro, rcvbuf: SOCKET_BUFFER, sndbuf: SOCKET_BUFFER }));
   const frame = payload(size);
   const round = packFrames(Array.from({ length: batch }, () => frame));
@@ -180,6 +185,7 @@ function makePair(impl: Exclude<Impl, `c${string}`>, ns: BenchTopology, size: nu
   switch (impl) {
     case 'dgram': return dgramPair(ns, size, batch);
     case 'nea': return neaPair(ns, size, batch, false, false);
+    case 'nea+gro': return neaPair(ns, size, batch, false, true);
     case 'nea+gso': return neaPair(ns, size, batch, true, false);
     case 'nea+gso+gro': return neaPair(ns, size, batch, true, true);
   }
