@@ -2,7 +2,7 @@
  * One repetition of the measurements on a running system. Clients run in h1,
  * the iperf3 server in h2; each test is one tool run, one after another:
  *
- *   1. ping idle: ping -i 0.01 (100 per second) for the test duration
+ *   1. ping idle: ping -i 0.01 for the test duration
  *   2. TCP, 1 stream (iperf3 -c), with ping -i 0.01 alongside: "ping under load"
  *   3. TCP, 4 streams (-P 4)
  *   4. UDP 1400-byte datagrams at the highest rate the client can send (-b 0),
@@ -21,12 +21,17 @@ import type { Topology } from './topology.js';
 
 /** ping interval in seconds (the shortest root may use without flooding). */
 export const PING_INTERVAL_S = 0.01;
+/** Seconds the ping under load starts after the TCP transfer and stops before its end. */
+const LOAD_PING_MARGIN_S = 0.4;
 /** UDP socket buffer asked of iperf3 on both ends (capped by net.core.[rw]mem_max). */
 const UDP_SOCKET_BUFFER = '4M';
 /** Loss below which a UDP rate counts as carried, in %. */
 export const LOSS_LIMIT_PCT = 1;
 /** iperf3's control port on h2. */
 export const IPERF_PORT = 5201;
+/** How long a client waits for the server to listen again, in ms, and how often a refused client retries. */
+const SERVER_WAIT_MS = 5000;
+const IPERF_RETRIES = 10;
 
 export interface Durations {
   /** Seconds of each TCP test, the idle ping and the UDP tests at the highest rate. */
@@ -47,6 +52,8 @@ export interface MeasureContext {
   procs: ProcessTable;
   /** The tunnel processes (empty for kernel systems). */
   measured: readonly Proc[];
+  /** `iperf3 -s` in h2, started with --forceflush so its banner shows when it listens. */
+  server: Proc;
   d: Durations;
   log(msg: string): void;
 }
@@ -59,13 +66,25 @@ function checkAlive(ctx: MeasureContext): void {
   }
 }
 
-/** One iperf3 client run; retried while the server is still busy with the previous test. */
+/** The iperf3 server has printed its banner since it last accepted a client (it re-opens its socket between tests). */
+function serverListening(server: Proc): boolean {
+  return server.stdout.lastIndexOf('Server listening') > server.stdout.lastIndexOf('Accepted connection');
+}
+
+/**
+ * One iperf3 client run, started once the server listens again; retried
+ * while the server is still busy with, or closing after, the previous test.
+ */
 async function iperf(ctx: MeasureContext, args: readonly string[], seconds: number): Promise<string> {
   const full = ['-c', ctx.topo.addr.h2, '-p', String(IPERF_PORT), '-t', String(seconds), '-J', '--connect-timeout', '5000', ...args];
   for (let attempt = 0; ; attempt++) {
+    for (let t = 0; !serverListening(ctx.server) && t < SERVER_WAIT_MS / 20; t++) {
+      if (!ctx.server.running) throw new ToolError('iperf3', `the server ${ctx.server.status}: ${ctx.server.lastLine()}`);
+      await sleep(20);
+    }
     const r = await ctx.procs.run(ctx.topo.ns.h1, 'iperf3', full, (seconds + 20) * 1000, 'iperf3 client');
     if (r.code === null) throw new ToolError('iperf3', `no result within ${seconds + 20} s (killed)`);
-    if (/server is busy/.test(r.stdout) && attempt < 10) {
+    if (/server is busy|Connection refused/.test(r.stdout) && attempt < IPERF_RETRIES) {
       await sleep(300);
       continue;
     }
@@ -83,9 +102,14 @@ export async function udp(ctx: MeasureContext, bytes: number, pps: number, secon
   return parseIperfUdp(await iperf(ctx, ['-u', '-l', String(bytes), '-b', String(bps), '-w', UDP_SOCKET_BUFFER], seconds));
 }
 
-export async function ping(ctx: MeasureContext, count: number): Promise<PingResult> {
-  const r = await ctx.procs.run(ctx.topo.ns.h1, 'ping',
-    ['-n', '-i', String(PING_INTERVAL_S), '-c', String(count), '-W', '1', ctx.topo.addr.h2], count * PING_INTERVAL_S * 1000 + 10_000);
+/**
+ * ping every 10 ms for `seconds`, stopped by SIGINT (ping's -w takes whole
+ * seconds only, and the count a rate gives is off when the timer is coarse:
+ * this VM grants one ping per ~17 ms at -i 0.01).
+ */
+export async function ping(ctx: MeasureContext, seconds: number): Promise<PingResult> {
+  const r = await ctx.procs.run(ctx.topo.ns.h1, 'ping', ['-n', '-i', String(PING_INTERVAL_S), '-W', '1', ctx.topo.addr.h2],
+    seconds * 1000 + 10_000, 'ping', seconds * 1000);
   const p = parsePing(r.stdout);
   if (p.received === 0) throw new ToolError('ping', `no reply from ${ctx.topo.addr.h2}: ${(r.stderr || r.stdout).trim().split('\n').pop() ?? ''}`);
   return p;
@@ -125,11 +149,10 @@ export async function runRepetition(ctx: MeasureContext, rep: number): Promise<R
   const kernel = ctx.measured.length === 0;
   const details: RunDetails = {
     tcp1_retransmits: null, tcp4_retransmits: null, udp1400_offered_pps: null, udp64_offered_pps: null,
-    udp1400_search: [], udp64_search: [], ping_idle_loss_pct: null, ping_load_loss_pct: null,
+    udp1400_search: [], udp64_search: [], ping_idle_replies: null, ping_idle_loss_pct: null, ping_load_replies: null, ping_load_loss_pct: null,
     cpu_s_by_test: kernel ? null : {}, errors: [],
   };
   const { testS } = ctx.d;
-  const pingCount = Math.max(10, Math.round(testS / PING_INTERVAL_S));
 
   /** Runs a test, charging the tunnel processes' CPU time to it; a tool failure is recorded, not thrown. */
   const test = async (name: string, fn: () => Promise<void>): Promise<void> => {
@@ -147,17 +170,17 @@ export async function runRepetition(ctx: MeasureContext, rep: number): Promise<R
   };
 
   await test('ping idle', async () => {
-    const p = await ping(ctx, pingCount);
+    const p = await ping(ctx, testS);
     m.ping_idle_avg_ms = p.avgMs ?? null;
     m.ping_idle_p99_ms = p.p99Ms ?? null;
+    details.ping_idle_replies = p.received;
     details.ping_idle_loss_pct = p.lossPct;
     ctx.log(`  ping idle: avg ${p.avgMs?.toFixed(3)} ms, p99 ${p.p99Ms?.toFixed(3)} ms, loss ${p.lossPct.toFixed(1)} %`);
   });
   await test('tcp 1 stream + ping', async () => {
     // ping starts once the transfer runs and ends before it does.
-    const loadPings = Math.max(10, Math.round((testS - 0.8) / PING_INTERVAL_S));
     const t = tcp(ctx, 1, testS);
-    const p = sleep(400).then(() => ping(ctx, loadPings));
+    const p = sleep(LOAD_PING_MARGIN_S * 1000).then(() => ping(ctx, testS - 2 * LOAD_PING_MARGIN_S));
     const [tr, pr] = await Promise.allSettled([t, p]);
     if (tr.status === 'fulfilled') {
       m.tcp1_mbps = tr.value.mbps;
@@ -167,6 +190,7 @@ export async function runRepetition(ctx: MeasureContext, rep: number): Promise<R
     if (pr.status === 'fulfilled') {
       m.ping_load_avg_ms = pr.value.avgMs ?? null;
       m.ping_load_p99_ms = pr.value.p99Ms ?? null;
+      details.ping_load_replies = pr.value.received;
       details.ping_load_loss_pct = pr.value.lossPct;
       ctx.log(`  ping under load: avg ${pr.value.avgMs?.toFixed(3)} ms, p99 ${pr.value.p99Ms?.toFixed(3)} ms, loss ${pr.value.lossPct.toFixed(1)} %`);
     }

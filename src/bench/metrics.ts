@@ -46,7 +46,7 @@ export const METRICS: readonly MetricInfo[] = [
   { key: 'ping_load_avg_ms', label: 'ping under TCP load avg (ms)', short: 'ping load avg', scale: 1, digits: 3, better: 'lower' },
   { key: 'ping_load_p99_ms', label: 'ping under TCP load p99 (ms)', short: 'ping load p99', scale: 1, digits: 3, better: 'lower' },
   { key: 'cpu_s', label: 'CPU of tunnel processes (s)', short: 'CPU', scale: 1, digits: 1, better: 'lower' },
-  { key: 'peak_rss_mb', label: 'peak RSS, largest process (MB)', short: 'peak RSS', scale: 1, digits: 1, better: 'lower' },
+  { key: 'peak_rss_mb', label: 'peak RSS, larger end (MiB)', short: 'peak RSS', scale: 1, digits: 1, better: 'lower' },
 ];
 
 /** A system's data path: bridged hosts in one subnet (L2) or routed hosts in two (L3). */
@@ -61,7 +61,10 @@ export interface RunDetails {
   /** Offered rate (pps) → loss % of each probe of the < 1 % loss search. */
   udp1400_search: { pps: number; delivered_pps: number; loss_pct: number }[];
   udp64_search: { pps: number; delivered_pps: number; loss_pct: number }[];
+  /** Replies the RTT statistics are made of, and the share of pings without one (%). */
+  ping_idle_replies: number | null;
   ping_idle_loss_pct: number | null;
+  ping_load_replies: number | null;
   ping_load_loss_pct: number | null;
   /** CPU seconds of the tunnel processes during each test (null for kernel systems). */
   cpu_s_by_test: Record<string, number> | null;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ToolError, parseIperfTcp, parseIperfUdp, parsePing, parseProcStatCpuTicks, parseVmHwmKiB } from './parse.js';
+import { ToolError, descendants, parseIperfTcp, parseIperfUdp, parsePing, parseProcStat, parseVmHwmKiB, treeCpuTicks, type ProcStat } from './parse.js';
 
 // Trimmed from real `iperf3 -J` 3.12 output on this machine.
 const TCP = JSON.stringify({
@@ -124,13 +124,27 @@ describe('parsePing', () => {
 });
 
 describe('/proc parsers', () => {
-  it('sums utime and stime, whatever the command name holds', () => {
-    const stat = '4242 (tincd (x) y) S 1 4242 4242 0 -1 4194560 1203 0 0 0 250 130 0 0 20 0 3 0 12345 1000000 500 18446744073709551615';
-    expect(parseProcStatCpuTicks(stat)).toBe(380);
+  it('reads ppid and CPU times, whatever the command name holds', () => {
+    const stat = '4242 (tincd (x) y) S 1 4242 4242 0 -1 4194560 1203 0 0 0 250 130 7 3 20 0 3 0 12345 1000000 500 18446744073709551615';
+    expect(parseProcStat(stat)).toEqual({ ppid: 1, utime: 250, stime: 130, cutime: 7, cstime: 3 });
   });
 
   it('refuses a line without a command name', () => {
-    expect(() => parseProcStatCpuTicks('garbage')).toThrow(ToolError);
+    expect(() => parseProcStat('garbage')).toThrow(ToolError);
+    expect(() => parseProcStat('1 (x) S')).toThrow(ToolError);
+  });
+
+  it('charges a process tree with its live descendants and its reaped children', () => {
+    const st = (ppid: number, t: number, c = 0): ProcStat => ({ ppid, utime: t, stime: t, cutime: c, cstime: 0 });
+    const stats = new Map<number, ProcStat>([
+      [10, st(1, 100, 5)], // the appliance, 5 ticks of children already gone
+      [11, st(10, 20)], // a worker process
+      [12, st(11, 1)], // its child
+      [20, st(1, 999)], // unrelated
+    ]);
+    expect(descendants(10, stats)).toEqual([10, 11, 12]);
+    expect(treeCpuTicks(10, stats)).toBe(200 + 5 + 40 + 2);
+    expect(treeCpuTicks(99, stats)).toBe(0);
   });
 
   it('reads VmHWM in KiB', () => {

@@ -143,20 +143,53 @@ export function parsePing(text: string): PingResult {
   };
 }
 
-/**
- * utime + stime of /proc/PID/stat in clock ticks. For a process (not a
- * /proc/PID/task/TID entry) the kernel sums all its threads, live and exited.
- */
-export function parseProcStatCpuTicks(text: string): number {
+export interface ProcStat {
+  ppid: number;
+  /** Clock ticks this process (all its threads, live and exited) spent in user and kernel mode. */
+  utime: number;
+  stime: number;
+  /** Clock ticks of its children that exited and were waited for. */
+  cutime: number;
+  cstime: number;
+}
+
+/** The fields of /proc/PID/stat a CPU account needs (times in clock ticks). */
+export function parseProcStat(text: string): ProcStat {
   // comm (field 2) may hold spaces and parentheses: fields resume after the last ')'.
   const close = text.lastIndexOf(')');
   if (close < 0) throw new ToolError('/proc/PID/stat', 'no ")" after the command name');
-  const f = text.slice(close + 2).trim().split(/\s+/);
-  // f[0] is field 3 (state), so utime (field 14) is f[11] and stime (field 15) f[12].
-  const utime = Number(f[11]);
-  const stime = Number(f[12]);
-  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new ToolError('/proc/PID/stat', 'utime/stime are not numbers');
-  return utime + stime;
+  const f = text.slice(close + 2).trim().split(/\s+/).map(Number);
+  // f[0] is field 3 (state): ppid is field 4, utime..cstime fields 14..17.
+  const [ppid, utime, stime, cutime, cstime] = [f[1], f[11], f[12], f[13], f[14]];
+  if (ppid === undefined || utime === undefined || stime === undefined || cutime === undefined || cstime === undefined ||
+    ![ppid, utime, stime, cutime, cstime].every(Number.isFinite)) {
+    throw new ToolError('/proc/PID/stat', 'ppid or CPU times are not numbers');
+  }
+  return { ppid, utime, stime, cutime, cstime };
+}
+
+/**
+ * CPU ticks a process tree has used: for each live process its own time
+ * (all threads) plus that of its children that already exited and were
+ * reaped. Pure; `stats` maps pid → its /proc/PID/stat.
+ */
+export function treeCpuTicks(root: number, stats: ReadonlyMap<number, ProcStat>): number {
+  let ticks = 0;
+  for (const pid of descendants(root, stats)) {
+    const s = stats.get(pid)!;
+    ticks += s.utime + s.stime + s.cutime + s.cstime;
+  }
+  return ticks;
+}
+
+/** `root` and every live descendant of it that `stats` knows (root first). */
+export function descendants(root: number, stats: ReadonlyMap<number, ProcStat>): number[] {
+  if (!stats.has(root)) return [];
+  const out = [root];
+  for (let i = 0; i < out.length; i++) {
+    for (const [pid, s] of stats) if (s.ppid === out[i] && !out.includes(pid)) out.push(pid);
+  }
+  return out;
 }
 
 /** Peak resident set (VmHWM) of /proc/PID/status in KiB; undefined for kernel threads and zombies. */

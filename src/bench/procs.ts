@@ -10,9 +10,9 @@
  * pid we track is the program's own.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { withNetns } from '../netconfig/netns.js';
-import { parseProcStatCpuTicks, parseVmHwmKiB } from './parse.js';
+import { descendants, parseProcStat, parseVmHwmKiB, treeCpuTicks, type ProcStat } from './parse.js';
 
 /** Bytes of a long-running process's output kept for error messages (the tail). */
 const OUTPUT_TAIL_BYTES = 64 * 1024;
@@ -35,7 +35,7 @@ export class Proc {
   stdout = '';
   stderr = '';
   private code: number | null = null;
-  private signal: NodeJS.Signals | null = null;
+  private termSignal: NodeJS.Signals | null = null;
   private done = false;
   private readonly exited: Promise<void>;
   private readonly listeners = new Set<() => void>();
@@ -52,7 +52,7 @@ export class Proc {
     this.exited = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
         this.code = code;
-        this.signal = signal;
+        this.termSignal = signal;
         this.done = true;
         this.notify();
         setTimeout(resolve, CLOSE_AFTER_EXIT_MS).unref();
@@ -72,7 +72,7 @@ export class Proc {
   /** "exited with code 1" / "killed by SIGKILL" / "running". */
   get status(): string {
     if (!this.done) return 'running';
-    return this.signal !== null ? `killed by ${this.signal}` : `exited with code ${this.code ?? -1}`;
+    return this.termSignal !== null ? `killed by ${this.termSignal}` : `exited with code ${this.code ?? -1}`;
   }
 
   get exitCode(): number | null {
@@ -121,6 +121,12 @@ export class Proc {
     }
   }
 
+  /** Send a signal to the pid if it still runs. */
+  signal(sig: NodeJS.Signals): void {
+    if (this.done) return;
+    try { process.kill(this.pid, sig); } catch { /* already gone */ }
+  }
+
   /** SIGKILL now (the synchronous path for signal handlers). */
   killNow(): void {
     if (this.done) return;
@@ -155,12 +161,19 @@ export class ProcessTable {
     return p;
   }
 
-  /** Run `cmd` to completion inside `ns`; SIGKILL after `timeoutMs`. Never throws for a non-zero exit. */
-  async run(ns: string | undefined, cmd: string, args: readonly string[], timeoutMs: number, label = cmd): Promise<RunResult> {
+  /**
+   * Run `cmd` to completion inside `ns`; SIGKILL after `timeoutMs`. Never
+   * throws for a non-zero exit. With `interruptAfterMs`, SIGINT is sent then
+   * (for tools that print their summary when interrupted, like ping).
+   */
+  async run(ns: string | undefined, cmd: string, args: readonly string[], timeoutMs: number, label = cmd,
+    interruptAfterMs?: number): Promise<RunResult> {
     const p = this.spawn(ns, cmd, args, { label, keepAll: true });
-    const timer = setTimeout(() => { p.killNow(); }, timeoutMs);
+    const kill = setTimeout(() => { p.killNow(); }, timeoutMs);
+    const interrupt = interruptAfterMs === undefined ? undefined : setTimeout(() => { p.signal('SIGINT'); }, interruptAfterMs);
     await p.wait();
-    clearTimeout(timer);
+    clearTimeout(kill);
+    clearTimeout(interrupt);
     return { stdout: p.stdout, stderr: p.stderr, code: p.exitCode };
   }
 
@@ -197,20 +210,44 @@ export function clkTck(): number {
   return clockTicks;
 }
 
-/** CPU seconds (user + system, all threads) used so far by the processes. */
+/** /proc/PID/stat of every process now (those that vanish meanwhile are skipped). */
+function allStats(): Map<number, ProcStat> {
+  const m = new Map<number, ProcStat>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try { m.set(Number(e), parseProcStat(readFileSync(`/proc/${e}/stat`, 'utf8'))); } catch { /* exited meanwhile */ }
+  }
+  return m;
+}
+
+/**
+ * CPU seconds (user + system, all threads) used so far by the processes and
+ * their descendants (live ones, and exited ones their parent reaped), so a
+ * system that forks workers is charged for them too.
+ */
 export function cpuSeconds(procs: readonly Proc[]): number {
+  const stats = allStats();
   let ticks = 0;
-  for (const p of procs) ticks += parseProcStatCpuTicks(readFileSync(`/proc/${p.pid}/stat`, 'utf8'));
+  for (const p of procs) ticks += treeCpuTicks(p.pid, stats);
   return ticks / clkTck();
 }
 
-/** The largest peak resident set (VmHWM) among the processes, in MiB; undefined when none can be read. */
+/**
+ * Peak resident memory of the largest measured process tree, in MiB: per
+ * process the sum of VmHWM over it and its live descendants (an upper bound:
+ * their peaks need not coincide); undefined when none can be read.
+ */
 export function peakRssMiB(procs: readonly Proc[]): number | undefined {
+  const stats = allStats();
   let max: number | undefined;
   for (const p of procs) {
-    let kib: number | undefined;
-    try { kib = parseVmHwmKiB(readFileSync(`/proc/${p.pid}/status`, 'utf8')); } catch { kib = undefined; }
-    if (kib !== undefined) max = Math.max(max ?? 0, kib / 1024);
+    let sum: number | undefined;
+    for (const pid of descendants(p.pid, stats)) {
+      let kib: number | undefined;
+      try { kib = parseVmHwmKiB(readFileSync(`/proc/${pid}/status`, 'utf8')); } catch { kib = undefined; }
+      if (kib !== undefined) sum = (sum ?? 0) + kib / 1024;
+    }
+    if (sum !== undefined) max = Math.max(max ?? 0, sum);
   }
   return max;
 }

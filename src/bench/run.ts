@@ -113,7 +113,7 @@ async function runSystem(sys: BenchSystem, o: BenchOptions, run: SystemRun, log:
   base.processes = measured.map((p) => `${p.label} (pid ${p.pid})`);
   const server = run.procs.spawn(topo.ns.h2, 'iperf3', ['-s', '-B', topo.addr.h2, '-p', String(IPERF_PORT), '--forceflush'], { label: 'iperf3 server' });
   await server.waitForOutput(/Server listening/, 10_000);
-  const mctx: MeasureContext = { topo, procs: run.procs, measured, d: durations(o.durationS, o.quick), log: say };
+  const mctx: MeasureContext = { topo, procs: run.procs, measured, server, d: durations(o.durationS, o.quick), log: say };
   const readyS = await waitReady(mctx, sys);
   say(`ready after ${readyS.toFixed(1)} s${measured.length > 0 ? `; measuring ${base.processes.join(', ')}` : ''}`);
   const runs: RunRecord[] = [];

@@ -7,7 +7,7 @@ export function system(name: string, m: Partial<Metrics>, opts: Partial<SystemRe
     name, layer: 'L2', kernel: false, error: null, note: null, ...metrics,
     spread: {}, processes: [], runs: [{ rep: 1, ...metrics, details: {
       tcp1_retransmits: null, tcp4_retransmits: null, udp1400_offered_pps: null, udp64_offered_pps: null,
-      udp1400_search: [], udp64_search: [], ping_idle_loss_pct: null, ping_load_loss_pct: null, cpu_s_by_test: null, errors: [],
+      udp1400_search: [], udp64_search: [], ping_idle_replies: null, ping_idle_loss_pct: null, ping_load_replies: null, ping_load_loss_pct: null, cpu_s_by_test: null, errors: [],
     } }],
     ...opts,
   };
