@@ -7,6 +7,7 @@
  * file every `statusIntervalMs`. Stop, in reverse. A failed start stops what
  * started, so nothing is left half-open.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTap, openTun, type PacketDevice, type PacketDeviceCounters } from '../dataplane/tuntap.js';
 import { TunnelEngine, type EngineStatus } from '../dataplane/tunnel/engine.js';
@@ -14,6 +15,9 @@ import { openTunnelSocket } from '../dataplane/tunnel/udp-socket.js';
 import { decodeKey, encodeKey, publicKeyOf } from '../dataplane/wg/crypto.js';
 import { Netlink } from '../netconfig/netlink.js';
 import { reconcile } from '../netconfig/reconcile.js';
+import { NftApplier } from '../netconfig/nft-apply.js';
+import type { DesiredFirewall } from '../netconfig/nft-desired.js';
+import { computeMssClamp } from '../netconfig/nft-mss.js';
 import type { DesiredLink, DesiredNetwork } from '../netconfig/desired.js';
 import { writeFileAtomic } from '../shared/atomic-file.js';
 import { Lifecycle } from '../shared/lifecycle.js';
@@ -69,6 +73,34 @@ export function desiredNetwork(config: ApplianceConfig): DesiredNetwork {
   return { links, routes: [], neighbours: [] };
 }
 
+/** Management API port reserved from public IP mappings (the API itself comes with the daemon's next stage). */
+export const MANAGEMENT_PORT = 8443;
+
+/** The appliance's id in nftables table names (`nea_<id>`): its name, lower-cased, other characters as `_`. */
+export function firewallId(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9_]/g, '_').replace(/^_+/, '').slice(0, 32) || 'appliance';
+}
+
+/** The desired firewall: every segment is extended, with TCP MSS clamped for the WAN path. */
+export function desiredFirewall(config: ApplianceConfig): DesiredFirewall {
+  const mss = computeMssClamp(config.tunnel?.wanMtu ?? 1500);
+  return {
+    appliance: firewallId(config.name),
+    appliancePorts: { managementTcp: MANAGEMENT_PORT, tunnelUdp: config.tunnel?.listenPort ?? 51820 },
+    segments: config.segments.map((s) => {
+      const { bridge, tap } = segmentLinkNames(s.id);
+      return {
+        name: `seg${s.id}`, bridge, mode: 'extend' as const,
+        ports: s.uplink === undefined ? [tap] : [tap, s.uplink],
+        mss: { ipv4: mss.ipv4, ipv6: mss.ipv6 },
+      };
+    }),
+  };
+}
+
+/** Peers' last authenticated endpoints, in the state directory. */
+export const ENDPOINTS_FILE = 'endpoints.json';
+
 export class Appliance {
   private readonly lifecycle = new Lifecycle();
   private readonly taps = new Map<number, PacketDevice>();
@@ -77,6 +109,7 @@ export class Appliance {
   private privateKey: Uint8Array | undefined;
   private netlink: Netlink | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private savedEndpoints: string | undefined;
   private readonly startedAt = new Date().toISOString();
   readonly statusFile: string;
 
@@ -88,15 +121,6 @@ export class Appliance {
         name: 'netlink',
         start: () => { this.netlink = Netlink.open(); },
         stop: () => { this.netlink?.close(); this.netlink = undefined; },
-      })
-      .add({
-        name: 'key',
-        start: () => {
-          const k = loadOrCreatePrivateKey(config.privateKey, opts.stateDir);
-          this.privateKey = k.privateKey;
-          if (k.source === 'generated') log.info('generated the appliance key', { publicKey: encodeKey(publicKeyOf(k.privateKey)) });
-        },
-        stop: () => { this.privateKey?.fill(0); },
       })
       .add({
         name: 'taps',
@@ -112,12 +136,29 @@ export class Appliance {
         },
       })
       .add({
+        name: 'key',
+        start: () => {
+          const k = loadOrCreatePrivateKey(config.privateKey, opts.stateDir);
+          this.privateKey = k.privateKey;
+          if (k.source === 'generated') log.info('generated the appliance key', { publicKey: encodeKey(publicKeyOf(k.privateKey)) });
+        },
+        stop: () => { this.privateKey?.fill(0); },
+      })
+      .add({
         name: 'kernel',
         start: async () => {
           const changes = await reconcile(this.netlink!, desiredNetwork(config), { log: log.child('netconfig') });
           log.info('kernel reconciled', { changes: changes.length });
         },
         stop: () => { /* links stay configured; the TAPs vanish when closed */ },
+      })
+      .add({
+        name: 'firewall',
+        start: async () => {
+          const r = await new NftApplier(firewallId(config.name), { log: log.child('nft') }).apply(desiredFirewall(config));
+          log.info('firewall applied', { changed: r.changed });
+        },
+        stop: () => { /* the ruleset stays, like the links; a restart re-applies it */ },
       })
       .add({
         name: 'tunnel',
@@ -134,9 +175,12 @@ export class Appliance {
             ...(this.l3 && { l3: this.l3 }),
           });
           this.engine = engine;
+          const learnt = this.loadEndpoints();
           try {
             for (const p of t.peers) {
-              const endpoint = p.endpoint === undefined ? undefined : parseEndpoint(p.endpoint);
+              // The configured endpoint, else the one last seen (so a restarted SP reaches its tenant at once).
+              const text = p.endpoint ?? learnt[p.publicKey];
+              const endpoint = text === undefined ? undefined : parseEndpoint(text);
               engine.addPeer({
                 publicKey: decodeKey(p.publicKey), segments: p.segments,
                 ...(endpoint && { endpoint }),
@@ -204,6 +248,35 @@ export class Appliance {
   }
 
   private async writeStatus(): Promise<void> {
-    writeFileAtomic(this.statusFile, JSON.stringify(await this.status(), null, 2) + '\n', 0o644, { durable: false });
+    const st = await this.status();
+    writeFileAtomic(this.statusFile, JSON.stringify(st, null, 2) + '\n', 0o644, { durable: false });
+    if (st.tunnel) this.saveEndpoints(st.tunnel);
+  }
+
+  private get endpointsFile(): string {
+    return join(this.opts.stateDir, ENDPOINTS_FILE);
+  }
+
+  /** Peers' last authenticated endpoints (public key → `ADDR:PORT`); empty when none or unreadable. */
+  private loadEndpoints(): Record<string, string> {
+    try {
+      const raw = JSON.parse(readFileSync(this.endpointsFile, 'utf8')) as unknown;
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return {};
+      const out: Record<string, string> = {};
+      for (const [k, v] of Object.entries(raw)) if (typeof v === 'string' && parseEndpoint(v)) out[k] = v;
+      return out;
+    } catch {
+      return {};
+    }
+  }
+
+  /** Persists the peers' endpoints when they changed (durably: a restart relies on them). */
+  private saveEndpoints(t: EngineStatus): void {
+    const now: Record<string, string> = {};
+    for (const p of t.peers) if (p.endpoint !== null) now[p.publicKey] = p.endpoint;
+    const text = JSON.stringify(now, null, 2) + '\n';
+    if (text === this.savedEndpoints) return;
+    writeFileAtomic(this.endpointsFile, text, 0o600);
+    this.savedEndpoints = text;
   }
 }

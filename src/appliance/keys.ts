@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeKey, encodeKey, generatePrivateKey } from '../dataplane/wg/crypto.js';
 import { writeFileAtomic } from '../shared/atomic-file.js';
-import { ValidationError } from '../shared/errors.js';
+import { NeaError, ValidationError } from '../shared/errors.js';
 
 export const PRIVATE_KEY_FILE = 'private.key';
 
@@ -30,6 +30,11 @@ export function loadOrCreatePrivateKey(configKey: string | undefined, stateDir: 
     }
   }
   const key = generatePrivateKey();
-  writeFileAtomic(file, encodeKey(key) + '\n', 0o600);
+  try {
+    writeFileAtomic(file, encodeKey(key) + '\n', 0o600);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    throw new NeaError('STATE_WRITE_FAILED', `cannot write ${file} (${code}): run as root or choose a writable --state-dir`, { cause: e });
+  }
   return { privateKey: key, source: 'generated' };
 }

@@ -8,6 +8,8 @@ export const ERROR_CODES = {
   // Input
   INVALID_INPUT: { status: 400, summary: 'a config file, API body or argument was refused; nothing was changed' },
   USAGE: { status: 400, summary: 'bad command-line arguments' },
+  // State
+  STATE_WRITE_FAILED: { status: 500, summary: 'the state directory cannot be written' },
   // Native addon
   NATIVE_MISSING: { status: 500, summary: 'the native addon is not built' },
   // Network namespaces
