@@ -167,7 +167,6 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         result = await runSystem(sys, o, run, log);
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
-        log(`[${sys.name}] failed: ${msg}`);
         result = {
           name: sys.name, layer: sys.layer, kernel: sys.kernel, error: msg, note: sys.note, ...emptyMetrics(),
           spread: {}, processes: [], runs: [],
@@ -176,6 +175,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         await run.close();
         current = undefined;
       }
+      if (result.error !== null) log(`[${sys.name}] failed: ${result.error}`);
       log(`[${sys.name}] done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
       report.systems.push(result);
     }
