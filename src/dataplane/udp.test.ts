@@ -149,34 +149,34 @@ describe('UdpDestinations', () => {
 
 describe('EndpointInterner', () => {
   it('returns the same frozen endpoint object for the same source', () => {
-    const it = new EndpointInterner();
+    const interner = new EndpointInterner();
     const b = batchFrom([
       { address: '10.7.0.1', port: 4000 },
       { address: '10.7.0.1', port: 4000 },
       { address: '10.7.0.1', port: 4001 },
     ]);
-    const e0 = it.source(b, 0);
-    expect(it.source(b, 1)).toBe(e0);
-    expect(it.source(b, 2)).not.toBe(e0);
+    const e0 = interner.source(b, 0);
+    expect(interner.source(b, 1)).toBe(e0);
+    expect(interner.source(b, 2)).not.toBe(e0);
     expect(e0).toEqual({ address: '10.7.0.1', port: 4000 });
     expect(Object.isFrozen(e0)).toBe(true);
-    expect(it.size).toBe(2);
-    expect(it.sockAddr(e0).toEndpoint()).toEqual(e0);
-    expect(it.sockAddr(e0)).toBe(it.sockAddr(e0));
+    expect(interner.size).toBe(2);
+    expect(interner.sockAddr(e0).toEndpoint()).toEqual(e0);
+    expect(interner.sockAddr(e0)).toBe(interner.sockAddr(e0));
   });
 
   it('parses a foreign endpoint once, and starts afresh past maxEntries', () => {
-    const it = new EndpointInterner(2);
+    const interner = new EndpointInterner(2);
     const ep = { address: 'fd07::2', port: 2 };
-    expect(it.sockAddr(ep)).toBe(it.sockAddr(ep));
+    expect(interner.sockAddr(ep)).toBe(interner.sockAddr(ep));
     const b = batchFrom([1, 2, 3].map((p) => ({ address: '10.0.0.1', port: p })));
-    const first = it.source(b, 0);
-    it.source(b, 1);
-    expect(it.size).toBe(2);
-    it.source(b, 2);
-    expect(it.size).toBe(1);
-    expect(it.source(b, 0)).not.toBe(first);
-    expect(it.source(b, 0)).toEqual(first);
+    const first = interner.source(b, 0);
+    interner.source(b, 1);
+    expect(interner.size).toBe(2);
+    interner.source(b, 2);
+    expect(interner.size).toBe(1);
+    expect(interner.source(b, 0)).not.toBe(first);
+    expect(interner.source(b, 0)).toEqual(first);
   });
 });
 
