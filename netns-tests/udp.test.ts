@@ -4,12 +4,15 @@
  *   ns "a"                                        ns "b"
  *   va 10.7.0.1/24  fd07::1/64  ════ veth ════  vb 10.7.0.2/24  fd07::2/64
  *                                                  10.7.0.3/24 (a second address)
+ *   vq 10.8.0.1/24 (tbf 1 Mbit/s, ════ veth ════  vr 10.8.0.2/24
+ *      for the full-send-buffer test)
  *
  * Senders live in a, receivers in b (one process; each socket is opened inside
  * its namespace with withNetns). Python's socket module is the independent
  * oracle for what goes on the wire. No route leaves 10.7.0.0/24 and fd07::/64,
  * so 192.0.2.1 is unreachable from both.
  */
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../src/native/index.js';
 import { withNetns } from '../src/netconfig/netns.js';
@@ -321,6 +324,51 @@ for i in range(int(sys.argv[1])):
     expect(() => { rx.resume(); }).toThrow(expect.objectContaining({ code: 'UDP_CLOSED' }) as Error);
     const again = openIn(b, { address: '10.7.0.2', port: rx.local.port });
     expect(again.local.port).toBe(rx.local.port);
+  });
+
+  it('a full send buffer (EAGAIN): sendBatch returns how many went, the rest count as txDrops; send() says false', async () => {
+    // A second link whose qdisc holds datagrams (1 Mbit/s token bucket), so
+    // they stay charged to the sender's small send buffer.
+    await topo.veth(a, 'vq', b, 'vr');
+    await a.ip('addr', 'add', '10.8.0.1/24', 'dev', 'vq');
+    await b.ip('addr', 'add', '10.8.0.2/24', 'dev', 'vr');
+    await a.exec('tc', ['qdisc', 'add', 'dev', 'vq', 'root', 'tbf', 'rate', '1mbit', 'burst', '1600', 'limit', '1000000']);
+    const tx = openIn(a, { address: '10.8.0.1', port: 0, sndbuf: 4096 });
+    const rx = openIn(b, { address: '10.8.0.2', port: 0 });
+    let got = 0;
+    rx.onBatch((batch) => { got += batch.count; });
+    const p = packFrames(Array.from({ length: 100 }, (_, i) => datagram(9, i, 1000)));
+    const to = SockAddr.from(rx.local);
+    const took = tx.sendBatch(p.buffer, p.offsets, p.lengths, 100, to);
+    expect(took).toBeGreaterThan(0);
+    expect(took).toBeLessThan(100);
+    expect(tx.send(p.buffer, 0, 1000, to)).toBe(false);
+    expect(tx.counters()).toMatchObject({ txPackets: took, txBytes: took * 1000, txDrops: 100 - took + 1 });
+    await waitFor('what the kernel took', () => got === took);
+    await a.exec('tc', ['qdisc', 'del', 'dev', 'vq', 'root']);
+  });
+
+  it('a worker thread that ends closes the sockets it opened (the port is free again)', async () => {
+    const addon = new URL('../build/Release/nea_native.node', import.meta.url).pathname;
+    const w = new Worker(`const { parentPort } = require('node:worker_threads');
+const a = require(${JSON.stringify(addon)});
+const prev = a.enterNetns(${JSON.stringify(`/run/netns/${b.name}`)}); // this worker thread only
+const s = new a.UdpSocket('10.7.0.2', 0, false, 8, 2048, 0, 0, 0, () => {}, () => {});
+a.leaveNetns(prev);
+s.resume();
+parentPort.postMessage(s.port);`, { eval: true });
+    const port = await new Promise<unknown>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    expect(typeof port).toBe('number');
+    expect(openError(b, { address: '10.7.0.2', port: port as number }).code).toBe('UDP_ADDRESS_IN_USE');
+    await w.terminate();
+    await waitFor('the port free after the worker ended', () => {
+      try {
+        openIn(b, { address: '10.7.0.2', port: port as number }).close();
+        return true;
+      } catch {
+        return false;
+      }
+    });
   });
 
   describe('errors', () => {
