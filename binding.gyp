@@ -6,7 +6,8 @@
         "src/native/addon.cc",
         "src/native/netns.cc",
         "src/native/tuntap.cc",
-        "src/native/udp.cc"
+        "src/native/udp.cc",
+        "src/native/aead.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

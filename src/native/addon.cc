@@ -39,6 +39,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nea::InitNetns(env, exports);
   nea::InitTunTap(env, exports);
   nea::InitUdp(env, exports);
+  nea::InitAead(env, exports);
   return exports;
 }
 

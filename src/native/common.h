@@ -20,5 +20,6 @@ Napi::Error ErrnoError(Napi::Env env, int err, const std::string& syscall,
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitTunTap(Napi::Env env, Napi::Object exports);
 void InitUdp(Napi::Env env, Napi::Object exports);
+void InitAead(Napi::Env env, Napi::Object exports);
 
 }  // namespace nea

@@ -147,6 +147,22 @@ export type NativeUdpSocketConstructor = new (
 export interface NativeBinding {
   /** Switch the calling thread into the netns at `path`; returns an fd of the previous one. */
   enterNetns(path: string): number;
+  /**
+   * Seals WireGuard transport messages in place (ChaCha20-Poly1305 via the
+   * OpenSSL Node links; src/native/aead.cc): message i at `offsets[i]`, its
+   * payload of `lengths[i]` bytes at +16; writes the header (type 4,
+   * `receiver`, counter counterLo/Hi + i), pads to 16 (at most
+   * max(payload, padLimit)), encrypts, appends the tag and sets `lengths[i]`
+   * to the message length. Returns how many were sealed.
+   */
+  sealBatch(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, key: Uint8Array,
+    receiver: number, counterLo: number, counterHi: number, padLimit: number): number;
+  /**
+   * Opens whole transport messages in place: the plaintext lands at +16 and
+   * `lengths[i]` becomes its length, or 0xffffffff when the tag does not
+   * verify (the message's bytes are then garbage). Returns how many verified.
+   */
+  openBatch(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, key: Uint8Array): number;
   /** Create the named netns /run/netns/NAME (as `ip netns add`); EEXIST when taken. */
   createNetns(name: string): void;
   /** Delete the named netns (as `ip netns del`); false when there was none. */

@@ -19,6 +19,7 @@
  * caller-owned buffers, reuse one nonce buffer each and allocate nothing but
  * subarray views.
  */
+import { native } from '../../native/index.js';
 import { NONCE_BYTES, TAG_BYTES, aeadDecryptInto, aeadEncryptInto, setNonceCounter } from './crypto.js';
 import { MESSAGE_TRANSPORT, TRANSPORT, TRANSPORT_HEADER_BYTES, paddedLength, readU32, writeTransportHeader } from './messages.js';
 import { REJECT_AFTER_MESSAGES_HI, REJECT_AFTER_MESSAGES_LO, ReplayWindow, counterExhausted } from './replay.js';
@@ -120,6 +121,52 @@ export class Keypair {
       this.sendCounterLo = lo + 1;
     }
     return total;
+  }
+
+  /**
+   * Seals `count` messages in `buf` at once (the batched form of
+   * {@link seal}, through the addon): message i starts at `offsets[i]`, its
+   * payload of `lengths[i]` bytes sits at `offsets[i] + 16`; on return
+   * `lengths[i]` is the message length. Counters are assigned in order.
+   * Returns how many were sealed: 0 when the key may not send, fewer than
+   * `count` when the counter reaches REJECT_AFTER_MESSAGES or a message would
+   * not fit `buf`.
+   */
+  sealBatch(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, now: number, padLimit = Number.POSITIVE_INFINITY): number {
+    if (!this.canSend(now)) return 0;
+    const lo = this.sendCounterLo;
+    const hi = this.sendCounterHi;
+    const room = hi === REJECT_AFTER_MESSAGES_HI ? REJECT_AFTER_MESSAGES_LO - lo : count;
+    const n = native().sealBatch(buf, offsets, lengths, Math.min(count, room), this.sendKey, this.remoteIndex, lo, hi,
+      Number.isFinite(padLimit) ? padLimit : 0xffff_ffff);
+    const next = lo + n;
+    if (next > 0xffff_ffff) {
+      this.sendCounterLo = next - 0x1_0000_0000;
+      this.sendCounterHi = hi + 1;
+    } else {
+      this.sendCounterLo = next;
+    }
+    return n;
+  }
+
+  /**
+   * Before a batched open: whether a message with counter (lo, hi) may be
+   * decrypted under this key at `now` (fresh key, counter inside or ahead of
+   * the replay window). The window moves only in {@link acceptOpened}.
+   */
+  mayOpen(lo: number, hi: number, now: number): OpenFailure | undefined {
+    if (!this.canReceive(now)) return 'expired';
+    return this.replay.check(lo, hi) ? undefined : 'replay';
+  }
+
+  /** Opens `count` whole messages of this key in place (the addon); see NativeBinding.openBatch. */
+  openBatch(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number {
+    return native().openBatch(buf, offsets, lengths, count, this.recvKey);
+  }
+
+  /** After a message verified: moves the replay window; false when it was a replay after all (a duplicate in the batch). */
+  acceptOpened(lo: number, hi: number): boolean {
+    return this.replay.accept(lo, hi);
   }
 
   /**
