@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PANELS, axisMax, escapeXml, renderSvg, tickStep } from './svg.js';
+import { PANELS, axisMax, escapeXml, renderSvg, svgPath, tickStep } from './svg.js';
 import { report, system } from './testkit.js';
 
 const rects = (svg: string): number => (svg.match(/<rect [^>]*fill="#(?!fff")/g) ?? []).length;
@@ -46,5 +46,17 @@ describe('renderSvg', () => {
 describe('tickStep', () => {
   it.each([[1000, 200], [977.5, 200], [48.3, 10], [0.21, 0.05], [0, 1]])('max %s → step %s', (max, step) => {
     expect(tickStep(max)).toBeCloseTo(step, 10);
+  });
+});
+
+describe('svgPath', () => {
+  it.each([
+    [undefined, undefined, undefined],
+    ['out/r.json', undefined, 'out/r.svg'],
+    ['out/r', undefined, 'out/r.svg'],
+    ['out/r.json', 'chart.svg', 'chart.svg'],
+    [undefined, 'chart.svg', 'chart.svg'],
+  ])('--json %s --svg %s → %s', (json, svg, want) => {
+    expect(svgPath(json, svg)).toBe(want);
   });
 });

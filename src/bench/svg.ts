@@ -142,3 +142,10 @@ export function renderSvg(r: BenchReport): string {
     '',
   ].join('\n');
 }
+
+/** Where the chart goes: `--svg`, else beside `--json` (FILE.json → FILE.svg), else nowhere. */
+export function svgPath(json: string | undefined, svg: string | undefined): string | undefined {
+  if (svg !== undefined) return svg;
+  if (json === undefined) return undefined;
+  return json.endsWith('.json') ? `${json.slice(0, -5)}.svg` : `${json}.svg`;
+}

@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { renderReport } from '../bench/report.js';
 import { runBench } from '../bench/run.js';
-import { renderSvg } from '../bench/svg.js';
+import { renderSvg, svgPath } from '../bench/svg.js';
 import { SYSTEMS } from '../bench/systems.js';
 import { parse } from './appliance.js';
 import { register, UsageError } from './main.js';
@@ -19,13 +19,6 @@ function positiveInt(v: unknown, flag: string, min: number, max: number): number
   const n = Number(v);
   if (typeof v !== 'string' || !Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be an integer from ${min} to ${max}`);
   return n;
-}
-
-/** The SVG path: --svg, else the JSON path with .svg for .json, else none. */
-export function svgPath(json: string | undefined, svg: string | undefined): string | undefined {
-  if (svg !== undefined) return svg;
-  if (json === undefined) return undefined;
-  return json.endsWith('.json') ? `${json.slice(0, -5)}.svg` : `${json}.svg`;
 }
 
 register({
