@@ -35,6 +35,7 @@
 import type { PacketBatch, PacketDevice } from '../packet-device.js';
 import { NO_SESSION, type Peer } from '../wg/peer.js';
 import { Device } from '../wg/device.js';
+import type { Keypair } from '../wg/session.js';
 import type { Endpoint } from '../wg/endpoint.js';
 import { encodeKey } from '../wg/crypto.js';
 import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT } from '../wg/messages.js';
@@ -51,6 +52,10 @@ import { parsePrefix, prefixContains, type Prefix } from './prefix.js';
 
 /** Datagrams per transmit flush (slots of the transmit slab). */
 export const TX_BATCH = 128;
+/** Transport messages opened by one batched AEAD call, at most. */
+export const RX_RUN_MAX = 1024;
+/** openBatch's mark of a message that did not verify. */
+const OPEN_FAILED = 0xffff_ffff;
 /** Payloads staged per peer while its handshake runs. */
 export const STAGED_MAX = 256;
 /** Handshake messages per second above which the device is "under load" (cookies required). */
@@ -186,6 +191,14 @@ export class TunnelEngine {
   private readonly txPeers: (PeerState | undefined)[] = new Array<PeerState | undefined>(TX_BATCH);
   private txCount = 0;
 
+  // A run of transport messages of one keypair, opened with one batched AEAD call.
+  private readonly rxOffsets = new Uint32Array(RX_RUN_MAX);
+  private readonly rxLengths = new Uint32Array(RX_RUN_MAX);
+  private readonly rxSources: (Endpoint | undefined)[] = new Array<Endpoint | undefined>(RX_RUN_MAX);
+  private rxCount = 0;
+  private rxKeypair: Keypair | undefined;
+  private rxPeer: Peer | undefined;
+
   // L3 writes queued during a UDP batch.
   private l3Offsets: Uint32Array;
   private l3Lengths: Uint32Array;
@@ -306,13 +319,13 @@ export class TunnelEngine {
         if (port === LOCAL_PORT) { count(seg.counters.drops, 'local-destination'); continue; }
         if (port !== undefined) {
           for (const ps of this.peers.values()) {
-            if (ps.port === port) { this.sendFrame(ps, seg.id, buf, off, len, now); sent = true; break; }
+            if (ps.port === port) { this.sendFrame(ps, seg.id, buf, off, len); sent = true; break; }
           }
         }
       }
       if (!sent) {
         for (const ps of this.peers.values()) {
-          if (ps.segments.has(seg.id)) { this.sendFrame(ps, seg.id, buf, off, len, now); sent = true; }
+          if (ps.segments.has(seg.id)) { this.sendFrame(ps, seg.id, buf, off, len); sent = true; }
         }
       }
       if (sent) seg.counters.toTunnel++;
@@ -323,7 +336,6 @@ export class TunnelEngine {
   }
 
   private onL3Packets(b: PacketBatch): void {
-    const now = this.clock();
     const buf = b.buffer;
     for (let i = 0; i < b.count; i++) {
       const off = b.offset(i);
@@ -333,7 +345,7 @@ export class TunnelEngine {
       if (len > maxInnerPayload(this.wanMtu, 4)) { count(ps.counters.drops, 'l3-too-big'); continue; }
       const slot = this.reserve();
       buf.copy(this.tx, slot + 16, off, off + len);
-      this.seal(ps, slot, len, now);
+      this.queue(ps, slot, len);
     }
     this.flushTx();
     this.armTimer();
@@ -354,7 +366,7 @@ export class TunnelEngine {
     return best;
   }
 
-  private sendFrame(ps: PeerState, segment: number, buf: Buffer, off: number, len: number, now: number): void {
+  private sendFrame(ps: PeerState, segment: number, buf: Buffer, off: number, len: number): void {
     if (len > MAX_FRAME_BYTES) { count(ps.counters.drops, 'frame-too-big'); return; }
     const v6 = ps.peer.endpoint?.address.includes(':') === true;
     const whole = maxInnerPayload(this.wanMtu, v6 ? 6 : 4) - L2_HEADER_BYTES;
@@ -362,7 +374,7 @@ export class TunnelEngine {
       const slot = this.reserve();
       writeL2Header(this.tx, slot + 16, segment, len);
       buf.copy(this.tx, slot + 16 + L2_HEADER_BYTES, off, off + len);
-      this.seal(ps, slot, L2_HEADER_BYTES + len, now);
+      this.queue(ps, slot, L2_HEADER_BYTES + len);
       return;
     }
     const chunk = fragmentChunk(this.wanMtu, v6 ? 6 : 4);
@@ -373,7 +385,7 @@ export class TunnelEngine {
       const slot = this.reserve();
       writeFragmentHeader(this.tx, slot + 16, { segment, last: o + n === len, frameId, frameLength: len, offset: o, chunkLength: n });
       buf.copy(this.tx, slot + 16 + FRAGMENT_HEADER_BYTES, off + o, off + o + n);
-      this.seal(ps, slot, FRAGMENT_HEADER_BYTES + n, now);
+      this.queue(ps, slot, FRAGMENT_HEADER_BYTES + n);
     }
   }
 
@@ -383,40 +395,48 @@ export class TunnelEngine {
     return this.txCount * this.txSlot;
   }
 
-  /** Encrypts the payload at tx[slot+16, +len) for `ps` and queues it, or stages it without a session. */
-  private seal(ps: PeerState, slot: number, len: number, now: number): void {
-    const n = ps.peer.encryptTransport(this.tx.subarray(slot + 16, slot + 16 + len), this.tx.subarray(slot, slot + this.txSlot), now);
-    if (n > 0) {
-      if (!ps.peer.endpoint) { count(ps.counters.drops, 'no-endpoint'); return; }
-      const i = this.txCount++;
-      this.txOffsets[i] = slot;
-      this.txLengths[i] = n;
-      this.txPeers[i] = ps;
-      return;
-    }
-    if (n === NO_SESSION) {
-      if (ps.staged.length >= STAGED_MAX) {
-        ps.staged.shift();
-        count(ps.counters.drops, 'staged-overflow');
-      }
-      ps.staged.push(new Uint8Array(this.tx.subarray(slot + 16, slot + 16 + len))); // a copy (Buffer#slice would be a view)
-      return;
-    }
-    count(ps.counters.drops, 'no-room');
+  /** Queues the payload at tx[slot+16, +len) for `ps`; it is sealed and sent by {@link flushTx}. */
+  private queue(ps: PeerState, slot: number, len: number): void {
+    const i = this.txCount++;
+    this.txOffsets[i] = slot;
+    this.txLengths[i] = len;
+    this.txPeers[i] = ps;
   }
 
-  /** Sends queued datagrams: one batched send per run of one peer, in order. */
+  /** Keeps a copy of a payload that found no session, for when the handshake completes. */
+  private stage(ps: PeerState, slot: number, len: number): void {
+    if (ps.staged.length >= STAGED_MAX) {
+      ps.staged.shift();
+      count(ps.counters.drops, 'staged-overflow');
+    }
+    ps.staged.push(new Uint8Array(this.tx.subarray(slot + 16, slot + 16 + len))); // a copy (Buffer#slice would be a view)
+  }
+
+  /**
+   * Seals and sends the queued payloads: per run of one peer, one batched
+   * seal (counters in order) and one batched send. Without a session the
+   * run is staged.
+   */
   private flushTx(): void {
+    if (this.txCount === 0) return;
+    const now = this.clock();
     let s = 0;
     while (s < this.txCount) {
       const ps = this.txPeers[s]!;
       let e = s + 1;
       while (e < this.txCount && this.txPeers[e] === ps) e++;
+      const offsets = this.txOffsets.subarray(s, e);
+      const lengths = this.txLengths.subarray(s, e);
+      const sealed = ps.peer.sealBatch(this.tx, offsets, lengths, e - s, now);
+      const n = sealed === NO_SESSION ? 0 : sealed;
+      for (let i = s + n; i < e; i++) this.stage(ps, this.txOffsets[i]!, this.txLengths[i]!);
       const dest = ps.peer.endpoint;
-      if (dest) {
-        const n = this.socket.sendBatch(this.tx, this.txOffsets.subarray(s, e), this.txLengths.subarray(s, e), e - s, dest);
-        for (let i = s; i < s + n; i++) { ps.counters.txPackets++; ps.counters.txBytes += this.txLengths[i]!; }
-        for (let i = s + n; i < e; i++) count(ps.counters.drops, 'send-refused');
+      if (n > 0 && !dest) {
+        for (let i = 0; i < n; i++) count(ps.counters.drops, 'no-endpoint');
+      } else if (n > 0 && dest) {
+        const sent = this.socket.sendBatch(this.tx, offsets, lengths, n, dest);
+        for (let i = s; i < s + sent; i++) { ps.counters.txPackets++; ps.counters.txBytes += this.txLengths[i]!; }
+        for (let i = sent; i < n; i++) count(ps.counters.drops, 'send-refused');
       }
       s = e;
     }
@@ -432,7 +452,7 @@ export class TunnelEngine {
     for (const p of staged) {
       const slot = this.reserve();
       this.tx.set(p, slot + 16);
-      this.seal(ps, slot, p.length, now);
+      this.queue(ps, slot, p.length);
     }
     this.flushTx();
   }
@@ -447,24 +467,52 @@ export class TunnelEngine {
       const len = b.length(i);
       const type = len > 0 ? buf[off]! : -1;
       if (type === MESSAGE_TRANSPORT) {
-        const src = b.source(i);
-        const r = this.device.decryptTransport(buf.subarray(off, off + len), src, now, buf.subarray(off + 16, off + len));
-        if (!r.ok) { count(this.unauthDrops, r.reason); continue; }
-        const ps = this.peers.get(r.peer);
-        if (!ps) continue;
-        ps.counters.rxPackets++;
-        ps.counters.rxBytes += len;
-        this.onInner(ps, buf, off + 16, r.length, now);
+        const route = this.device.routeTransport(buf, off, len, now);
+        if (typeof route === 'string') { count(this.unauthDrops, route); continue; }
+        if (route.keypair !== this.rxKeypair || this.rxCount === this.rxOffsets.length) this.flushRx(buf, now);
+        this.rxKeypair = route.keypair;
+        this.rxPeer = route.peer;
+        this.rxOffsets[this.rxCount] = off;
+        this.rxLengths[this.rxCount] = len;
+        this.rxSources[this.rxCount] = b.source(i);
+        this.rxCount++;
       } else if (type === MESSAGE_INITIATION || type === MESSAGE_RESPONSE || type === MESSAGE_COOKIE_REPLY) {
+        this.flushRx(buf, now);
         this.onHandshake(buf.subarray(off, off + len), b.source(i), now);
       } else {
         count(this.unauthDrops, 'unknown-type');
       }
     }
+    this.flushRx(buf, now);
     this.flushLocal();
     for (const ps of this.peers.values()) if (ps.staged.length > 0) this.flushStaged(ps, now);
     this.flushTx();
     this.armTimer();
+  }
+
+  /** Opens the run of transport messages of one keypair (one batched AEAD call) and delivers what verified. */
+  private flushRx(buf: Buffer, now: number): void {
+    const n = this.rxCount;
+    if (n === 0) return;
+    this.rxCount = 0;
+    const kp = this.rxKeypair!;
+    const peer = this.rxPeer!;
+    this.rxKeypair = undefined;
+    this.rxPeer = undefined;
+    kp.openBatch(buf, this.rxOffsets, this.rxLengths, n);
+    const ps = this.peers.get(peer);
+    for (let i = 0; i < n; i++) {
+      const off = this.rxOffsets[i]!;
+      const plain = this.rxLengths[i]!;
+      const src = this.rxSources[i]!;
+      this.rxSources[i] = undefined;
+      if (plain === OPEN_FAILED) { count(this.unauthDrops, 'auth-failed'); continue; }
+      if (!this.device.transportOpened(peer, kp, buf, off, plain, src, now)) { count(this.unauthDrops, 'replay'); continue; }
+      if (!ps) continue;
+      ps.counters.rxPackets++;
+      ps.counters.rxBytes += plain + 32;
+      this.onInner(ps, buf, off + 16, plain, now);
+    }
   }
 
   private onHandshake(pkt: Uint8Array, src: Endpoint, now: number): void {

@@ -105,6 +105,9 @@ interface IndexEntry {
   keypair: Keypair | undefined;
 }
 
+/** Where a transport message goes: its peer and keypair (see {@link Device.routeTransport}). */
+export type TransportRoute = Readonly<IndexEntry>;
+
 function drop(reason: HandshakeDropReason): HandshakeResult {
   return { event: { type: 'dropped', reason } };
 }
@@ -212,6 +215,32 @@ export class Device implements PeerHost {
     if (typeof r === 'string') return { ok: false, reason: r };
     entry.peer.transportReceived(kp, r, src, now);
     return { ok: true, peer: entry.peer, length: r };
+  }
+
+  /**
+   * Batched receive, step 1: the keypair a transport message at
+   * `buf[off, off + len)` is for, if it may be opened now (index known, key
+   * fresh, counter not replayed). Allocates nothing; never throws.
+   */
+  routeTransport(buf: Uint8Array, off: number, len: number, now: number): TransportRoute | TransportDropReason {
+    if (len < TRANSPORT_MIN_BYTES || buf[off] !== MESSAGE_TRANSPORT) return 'malformed';
+    const entry = this.indices.get(readU32(buf, off + TRANSPORT.receiver));
+    const kp = entry?.keypair;
+    if (!entry || !kp) return 'unknown-index';
+    const why = kp.mayOpen(readU32(buf, off + TRANSPORT.counter), readU32(buf, off + TRANSPORT.counter + 4), now);
+    return why ?? entry;
+  }
+
+  /**
+   * Batched receive, step 3 (after the keypair's openBatch verified the
+   * message): moves the replay window and tells the peer (timers, key
+   * confirmation, roaming). False when the message was a replay after all (a
+   * duplicate within the batch): drop it.
+   */
+  transportOpened(peer: Peer, kp: Keypair, buf: Uint8Array, off: number, plaintextLength: number, src: Endpoint, now: number): boolean {
+    if (!kp.acceptOpened(readU32(buf, off + TRANSPORT.counter), readU32(buf, off + TRANSPORT.counter + 4))) return false;
+    peer.transportReceived(kp, plaintextLength, src, now);
+    return true;
   }
 
   /** Handles a handshake message (types 1, 2, 3). Never throws; drops have no reply. */

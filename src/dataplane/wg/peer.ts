@@ -149,6 +149,25 @@ export class Peer {
     return n;
   }
 
+  /**
+   * The batched form of {@link encryptTransport}: seals `count` messages laid
+   * out in `buf` (see Keypair.sealBatch) under the current key. Returns how
+   * many were sealed, or {@link NO_SESSION} (nothing sealed; a handshake has
+   * been requested). Timers see one send.
+   */
+  sealBatch(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, now: number): number {
+    const kp = this.keypairs.current;
+    const n = kp ? kp.sealBatch(buf, offsets, lengths, count, now, this.mtu) : 0;
+    if (n === 0) {
+      this.handshakeWanted = true;
+      return NO_SESSION;
+    }
+    this.timers.authenticatedPacketSent(now);
+    this.timers.dataSent(now);
+    if (n < count || kp!.wantsRekeyOnSend(now)) this.handshakeWanted = true;
+    return n;
+  }
+
   /** A keepalive (empty transport message) under the current key, or undefined without a session. */
   keepalive(now: number): Uint8Array | undefined {
     const out = new Uint8Array(TRANSPORT_MIN_BYTES);
