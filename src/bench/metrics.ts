@@ -118,13 +118,20 @@ export function emptyMetrics(): Metrics {
   return Object.fromEntries(METRIC_KEYS.map((k) => [k, null])) as Metrics;
 }
 
-/** Medians and min–max spread of the repetitions; a metric without values stays null. */
+/**
+ * Metrics summarized by their largest value instead of the median: a peak
+ * read after each repetition only grows (VmHWM), so the last, largest reading
+ * is the peak of the whole run.
+ */
+const PEAK_METRICS: ReadonlySet<MetricKey> = new Set(['peak_rss_mb']);
+
+/** Medians (peaks: maxima) and min–max spread of the repetitions; a metric without values stays null. */
 export function summarize(runs: readonly Metrics[]): { metrics: Metrics; spread: SystemResult['spread'] } {
   const metrics = emptyMetrics();
   const spread: SystemResult['spread'] = {};
   for (const k of METRIC_KEYS) {
     const xs = runs.map((r) => r[k]).filter((v): v is number => v !== null);
-    metrics[k] = median(xs) ?? null;
+    metrics[k] = (PEAK_METRICS.has(k) ? range(xs)?.[1] : median(xs)) ?? null;
     const r = range(xs);
     if (r) spread[k] = r;
   }

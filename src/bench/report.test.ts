@@ -20,6 +20,11 @@ describe('summarize', () => {
     expect(spread.cpu_s).toBeUndefined();
   });
 
+  it('reports the peak RSS of the whole run, not a median of readings', () => {
+    const { metrics } = summarize([system('x', { peak_rss_mb: 116.5 }), system('x', { peak_rss_mb: 130.8 })]);
+    expect(metrics.peak_rss_mb).toBe(130.8);
+  });
+
   it('knows every metric key once', () => {
     expect(new Set(METRIC_KEYS).size).toBe(METRIC_KEYS.length);
     expect(METRICS.map((m) => m.key)).toEqual([...METRIC_KEYS]);
