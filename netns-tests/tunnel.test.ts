@@ -182,6 +182,30 @@ describe('encrypted L2 tunnel (tenant ⟷ SP)', () => {
       // The tunnel still works.
       expect((await ping(prod, '198.51.100.2')).code).toBe(0);
     });
+
+    it('junk at the tunnel port does not disturb a running transfer', async () => {
+      const server = cloud.spawn('iperf3', ['-s', '-1', '--forceflush', '-B', '198.51.100.2'], 'iperf3-server');
+      await waitFor('iperf3 server', () => server.stdout.includes('listening'));
+      const transfer = prod.exec('iperf3', ['-c', '198.51.100.2', '-t', '3', '-J'], { timeoutMs: 30_000 });
+      const flood = [
+        'import socket, os, time',
+        's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+        'end = time.time() + 2.5',
+        'i = 0',
+        'while time.time() < end:',
+        '    b = bytearray(os.urandom(1 + (i * 53) % 1400))',
+        '    b[0] = 1 + i % 4',
+        '    s.sendto(bytes(b), ("192.0.2.65", 51820)); i += 1',
+        'print(i)',
+      ].join('\n');
+      const sent = Number((await stranger.exec('python3', ['-c', flood])).stdout.trim());
+      const res = JSON.parse((await transfer).stdout) as { end: { sum_received: { bytes: number } } };
+      await server.wait();
+      expect(sent).toBeGreaterThan(1000);
+      // The transfer completed and moved real data while the junk arrived.
+      expect(res.end.sum_received.bytes).toBeGreaterThan(5_000_000);
+      expect((await ping(prod, '198.51.100.2')).code).toBe(0);
+    });
   });
 
   it('a killed SP appliance restarted: traffic resumes within 10 s without operator action', async () => {
