@@ -5,6 +5,7 @@
       "sources": [
         "src/native/addon.cc",
         "src/native/netns.cc",
+        "src/native/packet.cc",
         "src/native/tuntap.cc",
         "src/native/udp.cc",
         "src/native/aead.cc"

@@ -40,6 +40,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nea::InitTunTap(env, exports);
   nea::InitUdp(env, exports);
   nea::InitAead(env, exports);
+  nea::InitPacket(env, exports);
   return exports;
 }
 

@@ -21,5 +21,6 @@ void InitNetns(Napi::Env env, Napi::Object exports);
 void InitTunTap(Napi::Env env, Napi::Object exports);
 void InitUdp(Napi::Env env, Napi::Object exports);
 void InitAead(Napi::Env env, Napi::Object exports);
+void InitPacket(Napi::Env env, Napi::Object exports);
 
 }  // namespace nea

@@ -143,6 +143,57 @@ export type NativeUdpSocketConstructor = new (
   onError: (err: Error) => void,
 ) => NativeUdpSocket;
 
+/** Bits of the `flags` argument of {@link NativePacketSocketConstructor} (kept in sync with packet.cc). */
+export const PACKET_FLAG = {
+  /** Put the interface in promiscuous mode while the socket is open (PACKET_MR_PROMISC). */
+  promisc: 1,
+} as const;
+
+/**
+ * An AF_PACKET socket on one interface (src/native/packet.cc). Starts paused;
+ * `resume()` starts receiving, which calls `onBatch(count)` once per batch with
+ * frame i in `slab` at i × slotSize (length `lengths[i]`) WITHOUT its outer
+ * VLAN tag, and that tag in `tags[i]` as (tpid << 16) | tci, 0 when the frame
+ * was untagged. All three are reused: valid only during that call.
+ */
+export interface NativePacketSocket {
+  /** Interface name. */
+  readonly name: string;
+  /** Its ifindex. */
+  readonly ifindex: number;
+  /** Receive slab: batchSize slots of slotSize bytes, created once. */
+  readonly slab: Buffer;
+  /** Lengths in bytes of the frames of the current batch. */
+  readonly lengths: Uint32Array;
+  /** Outer tag of each frame of the current batch: (tpid << 16) | tci, 0 = untagged. */
+  readonly tags: Uint32Array;
+  /** Running counters, indexed by {@link COUNTER}; updated by the addon in place. */
+  readonly counters: Float64Array;
+  pause(): void;
+  resume(): void;
+  close(): void;
+  /** Send one frame, with `tag` ((tpid << 16) | tci) inserted unless 0; false when refused (EAGAIN/ENOBUFS). */
+  send(buf: Uint8Array, offset: number, length: number, tag: number): boolean;
+  /**
+   * Send `count` frames (frame i = buf[offsets[i], offsets[i] + lengths[i])) with sendmmsg, each with
+   * `tags` (one number for all, or tags[i]) inserted unless 0. Returns how many were sent, in order,
+   * stopping at the first EAGAIN/ENOBUFS. Other errors throw, with `.sent`.
+   */
+  sendBatch(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, tags: number | Uint32Array): number;
+}
+
+/** Constructor of {@link NativePacketSocket}; throws errno errors (see packet.cc). */
+export type NativePacketSocketConstructor = new (
+  ifname: string,
+  batchSize: number,
+  slotSize: number,
+  rcvbuf: number,
+  flags: number,
+  filter: Uint8Array | null,
+  onBatch: (count: number) => void,
+  onError: (err: Error) => void,
+) => NativePacketSocket;
+
 /** The raw exports of the addon. Extended by each native source file. */
 export interface NativeBinding {
   /** Switch the calling thread into the netns at `path`; returns an fd of the previous one. */
@@ -173,6 +224,13 @@ export interface NativeBinding {
   TunTap: NativeTunTapConstructor;
   /** Open a batched UDP socket (udp.cc). */
   UdpSocket: NativeUdpSocketConstructor;
+  /** Open an AF_PACKET socket on an interface (packet.cc). */
+  PacketSocket: NativePacketSocketConstructor;
+  /**
+   * Turn GRO and LRO off on an interface (packet.cc); each field says whether
+   * that feature is off now (false: the device has no such switch).
+   */
+  disableReceiveOffloads(ifname: string): { gro: boolean; lro: boolean };
   /** Limits the addon enforces on TunTap's geometry (UdpSocket's too). */
   tunTapLimits: {
     /** Largest batchSize, in frames. */

@@ -33,6 +33,14 @@ export const ERROR_CODES = {
   UDP_SEND_FAILED: { status: 500, summary: 'sending a UDP datagram failed' },
   UDP_READ_FAILED: { status: 500, summary: 'receiving on a UDP socket failed; receiving stopped' },
   UDP_CLOSED: { status: 500, summary: 'the UDP socket is closed' },
+  // Packet sockets (VLAN trunks in user space)
+  PACKET_NO_DEVICE: { status: 409, summary: 'the interface of a packet socket (a VLAN trunk) does not exist' },
+  PACKET_NO_PERMISSION: { status: 500, summary: 'opening a packet socket needs CAP_NET_RAW' },
+  PACKET_OPEN_FAILED: { status: 500, summary: 'opening a packet socket failed for another reason' },
+  PACKET_LINK_DOWN: { status: 503, summary: 'sending on a packet socket failed because the interface is down' },
+  PACKET_SEND_FAILED: { status: 500, summary: 'sending a frame on a packet socket failed' },
+  PACKET_READ_FAILED: { status: 500, summary: 'receiving on a packet socket failed; receiving stopped' },
+  PACKET_CLOSED: { status: 500, summary: 'the packet socket is closed' },
   // Netlink and reconcile
   NETLINK_OPEN_FAILED: { status: 500, summary: 'a netlink socket could not be opened' },
   NETLINK_FAILED: { status: 500, summary: 'the kernel refused a netlink request' },
