@@ -14,7 +14,7 @@ function link(index: number, name: string, kind: string | undefined, over: Parti
   return {
     index, name, kind, up: true, lowerUp: true, mtu: 1500, mac: `02:00:00:00:00:${index.toString(16).padStart(2, '0')}`,
     master: undefined, alias: kind === 'bridge' || kind === 'veth' ? OWNER_ALIAS : undefined,
-    parentIndex: undefined, parentNetnsId: undefined, minMtu: 68, maxMtu: 65535, ...over,
+    parentIndex: undefined, parentNetnsId: undefined, minMtu: 68, maxMtu: 65535, vlan: undefined, ...over,
   };
 }
 
@@ -313,6 +313,48 @@ describe('plan', () => {
   });
 });
 
+describe('plan: 802.1Q VLAN devices', () => {
+  const trunkState = (...more: Link[]): KernelState => state({ links: [link(1, 'lo', undefined), link(2, 'trunk0', undefined, { up: false }), ...more] });
+  const desired: DesiredNetwork = { links: [
+    { name: 'trunk0', kind: 'existing' },
+    { name: 'nea-br10', kind: 'bridge' },
+    { name: 'nea-v10', kind: 'vlan', parent: 'trunk0', vlanId: 110, master: 'nea-br10' },
+  ] };
+
+  it('creates the VLAN device on its trunk, bridges it and brings everything up', () => {
+    expect(plan(trunkState(), desired)).toEqual([
+      { op: 'link-add', link: 'nea-br10', kind: 'bridge' },
+      { op: 'link-add', link: 'nea-v10', kind: 'vlan', parent: 'trunk0', vlanId: 110 },
+      { op: 'link-master', link: 'nea-v10', master: 'nea-br10' },
+      { op: 'link-state', link: 'trunk0', up: true },
+      { op: 'link-state', link: 'nea-br10', up: true },
+      { op: 'link-state', link: 'nea-v10', up: true },
+    ]);
+    expect(describeChange({ op: 'link-add', link: 'nea-v10', kind: 'vlan', parent: 'trunk0', vlanId: 110 })).toBe('add vlan nea-v10 id 110 on trunk0');
+  });
+
+  it('is idempotent once the device exists', () => {
+    const cur = trunkState(link(3, 'nea-br10', 'bridge'), link(4, 'nea-v10', 'vlan', { master: 3, parentIndex: 2, vlan: { id: 110, protocol: 0x8100 }, alias: OWNER_ALIAS }));
+    cur.links[1]!.up = true;
+    expect(plan(cur, desired)).toEqual([]);
+  });
+
+  it('deletes a VLAN device it made once it leaves the desired state, adopts an unmarked one', () => {
+    const mine = link(4, 'nea-v20', 'vlan', { parentIndex: 2, vlan: { id: 120, protocol: 0x8100 }, alias: OWNER_ALIAS });
+    expect(plan(trunkState(mine), { links: [{ name: 'trunk0', kind: 'existing' }] })).toContainEqual({ op: 'link-delete', link: 'nea-v20' });
+    const byHand = link(4, 'nea-v10', 'vlan', { parentIndex: 2, vlan: { id: 110, protocol: 0x8100 } });
+    expect(plan(trunkState(byHand), { links: [{ name: 'trunk0', kind: 'existing' }, { name: 'nea-v10', kind: 'vlan', parent: 'trunk0', vlanId: 110 }] }))
+      .toContainEqual({ op: 'link-own', link: 'nea-v10' });
+  });
+
+  it('refuses a device with that name but another VLAN id or trunk', () => {
+    const other = link(4, 'nea-v10', 'vlan', { parentIndex: 2, vlan: { id: 111, protocol: 0x8100 }, alias: OWNER_ALIAS });
+    const run = (): Change[] => plan(trunkState(link(3, 'nea-br10', 'bridge'), other), desired);
+    expect(run).toThrow(LinkConflictError);
+    expect(run).toThrow('VLAN device nea-v10 exists as VLAN 111 on trunk0, but the desired state wants VLAN 110 on trunk0');
+  });
+});
+
 describe('plan refuses, changing nothing', () => {
   it('a link that exists with another kind', () => {
     const current = state({ links: [link(1, 'lo', undefined), link(2, 'br0', 'veth', { parentIndex: 3 }), link(3, 'x', 'veth', { parentIndex: 2 })] });
@@ -346,7 +388,7 @@ describe('normalizeDesired refuses invalid input', () => {
   const bad: [string, DesiredNetwork, RegExp][] = [
     ['duplicate link', { links: [{ name: 'a', kind: 'bridge' }, { name: 'a', kind: 'bridge' }] }, /listed twice/],
     ['bad name', { links: [{ name: 'a/b', kind: 'bridge' }] }, /not a valid link name/],
-    ['bad kind', { links: [{ name: 'a', kind: 'vlan' } as unknown as DesiredNetwork['links'][number]] }, /kind must be/],
+    ['bad kind', { links: [{ name: 'a', kind: 'vxlan' } as unknown as DesiredNetwork['links'][number]] }, /kind must be/],
     ['bad mtu', { links: [{ name: 'a', kind: 'bridge', mtu: 20 }] }, /MTU 20/],
     ['multicast mac', { links: [{ name: 'a', kind: 'bridge', mac: '01:00:5e:00:00:01' }] }, /not a unicast/],
     ['bad address', { links: [{ name: 'a', kind: 'bridge', addresses: ['10.0.0.1'] }] }, /prefix length/],
@@ -356,6 +398,12 @@ describe('normalizeDesired refuses invalid input', () => {
     ['veth own peer', { links: [{ name: 'a', kind: 'veth', peer: 'a' }] }, /own peer/],
     ['veth peer listed as bridge', { links: [{ name: 'a', kind: 'veth', peer: 'b' }, { name: 'b', kind: 'bridge' }] }, /listed as a bridge/],
     ['veth peers disagree', { links: [{ name: 'a', kind: 'veth', peer: 'b' }, { name: 'b', kind: 'veth', peer: 'c' }] }, /another peer/],
+    ['vlan without a listed parent', { links: [{ name: 'v', kind: 'vlan', parent: 'trunk0', vlanId: 10 }] }, /parent trunk0 is not a link/],
+    ['vlan id 0', { links: [{ name: 't', kind: 'existing' }, { name: 'v', kind: 'vlan', parent: 't', vlanId: 0 }] }, /vlanId 0 must be/],
+    ['vlan id 4095', { links: [{ name: 't', kind: 'existing' }, { name: 'v', kind: 'vlan', parent: 't', vlanId: 4095 }] }, /vlanId 4095 must be/],
+    ['vlan on a bridge', { links: [{ name: 'b', kind: 'bridge' }, { name: 'v', kind: 'vlan', parent: 'b', vlanId: 5 }] }, /is a bridge, not a trunk/],
+    ['vlan on a bridge port', { links: [{ name: 'b', kind: 'bridge' }, { name: 't', kind: 'existing', master: 'b' }, { name: 'v', kind: 'vlan', parent: 't', vlanId: 5 }] }, /cannot be a bridge port too/],
+    ['the same VLAN twice on a trunk', { links: [{ name: 't', kind: 'existing' }, { name: 'v', kind: 'vlan', parent: 't', vlanId: 5 }, { name: 'w', kind: 'vlan', parent: 't', vlanId: 5 }] }, /VLAN 5 on t is also link/],
     ['route dev unknown', { links: [], routes: [{ dst: '10.0.0.0/8', dev: 'x' }] }, /dev x is not a link/],
     ['route on a down link', { links: [{ name: 'a', kind: 'bridge', up: false }], routes: [{ dst: '10.0.0.0/8', dev: 'a' }] }, /desired down/],
     ['duplicate route', { links: [{ name: 'a', kind: 'bridge' }], routes: [{ dst: '::/0', via: 'fd00::1', dev: 'a' }, { dst: 'default', via: 'fd00::2', dev: 'a', metric: 1024 }] }, /two routes/],

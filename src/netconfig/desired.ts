@@ -3,7 +3,7 @@
  * data, and the pure diff `plan(current, desired) -> Change[]`.
  *
  * What the desired state owns (and so what `plan` may change or remove):
- * - its links: bridges and veths it creates (marked with the alias
+ * - its links: bridges, veths and VLAN devices it creates (marked with the alias
  *   `OWNER_ALIAS`, so a later desired state without them deletes them) and
  *   `existing` links made by someone else (TAPs from the TAP addon, NICs),
  *   which it configures but never creates or deletes;
@@ -68,7 +68,20 @@ export interface DesiredExisting extends DesiredLinkCommon {
   kind: 'existing';
 }
 
-export type DesiredLink = DesiredBridge | DesiredVeth | DesiredExisting;
+/**
+ * An 802.1Q VLAN device on `parent` (a trunk, itself a link of the desired
+ * state). Needs a kernel with 802.1Q devices (`8021q`); where it has none, the
+ * appliance tags in user space instead and never asks for this kind.
+ */
+export interface DesiredVlan extends DesiredLinkCommon {
+  kind: 'vlan';
+  /** The trunk the device tags frames on. */
+  parent: string;
+  /** VLAN id, 1..4094. */
+  vlanId: number;
+}
+
+export type DesiredLink = DesiredBridge | DesiredVeth | DesiredExisting | DesiredVlan;
 
 export interface DesiredRoute {
   /** Destination network `ADDRESS/PREFIX`, `0.0.0.0/0` / `::/0` for a default route, or `default` with `via`. */
@@ -126,6 +139,7 @@ export type Change =
   | { op: 'link-delete'; link: string }
   | { op: 'link-add'; link: string; kind: 'bridge'; mtu?: number; mac?: string }
   | { op: 'link-add'; link: string; kind: 'veth'; peer: string; peerNetns?: string; mtu?: number; mac?: string }
+  | { op: 'link-add'; link: string; kind: 'vlan'; parent: string; vlanId: number; mtu?: number; mac?: string }
   | { op: 'link-own'; link: string }
   | { op: 'link-mtu'; link: string; mtu: number }
   | { op: 'link-mac'; link: string; mac: string }
@@ -161,6 +175,9 @@ interface NormLink {
   kind: DesiredLink['kind'];
   peer: string | undefined;
   peerNetns: string | undefined;
+  /** VLAN devices: the trunk and the VLAN id. */
+  parent: string | undefined;
+  vlanId: number | undefined;
   up: boolean;
   mtu: number | undefined;
   mac: string | undefined;
@@ -196,8 +213,16 @@ export function normalizeDesired(d: DesiredNetwork): NormalizedNetwork {
     const what = `link ${l.name}`;
     checkLinkName(l.name, what);
     if (byName.has(l.name)) throw new ValidationError(`link ${l.name} is listed twice`);
-    const kinds: readonly string[] = ['bridge', 'veth', 'existing'];
-    if (!kinds.includes(l.kind)) throw new ValidationError(`${what}: kind must be bridge, veth or existing`);
+    const kinds: readonly string[] = ['bridge', 'veth', 'existing', 'vlan'];
+    if (!kinds.includes(l.kind)) throw new ValidationError(`${what}: kind must be bridge, veth, vlan or existing`);
+    let parent: string | undefined;
+    let vlanId: number | undefined;
+    if (l.kind === 'vlan') {
+      parent = checkLinkName(l.parent, `${what}: parent`);
+      if (parent === l.name) throw new ValidationError(`${what}: a VLAN device cannot be its own parent`);
+      if (!Number.isInteger(l.vlanId) || l.vlanId < 1 || l.vlanId > 4094) throw new ValidationError(`${what}: vlanId ${l.vlanId} must be an integer 1..4094`);
+      vlanId = l.vlanId;
+    }
     let peer: string | undefined;
     let peerNetns: string | undefined;
     if (l.kind === 'veth') {
@@ -223,7 +248,7 @@ export function normalizeDesired(d: DesiredNetwork): NormalizedNetwork {
       addresses.push(cidr);
     }
     const n: NormLink = {
-      name: l.name, kind: l.kind, peer, peerNetns, up: l.up ?? true, mtu: l.mtu, mac, master: l.master, addresses,
+      name: l.name, kind: l.kind, peer, peerNetns, parent, vlanId, up: l.up ?? true, mtu: l.mtu, mac, master: l.master, addresses,
     };
     links.push(n);
     byName.set(n.name, n);
@@ -234,6 +259,14 @@ export function normalizeDesired(d: DesiredNetwork): NormalizedNetwork {
       if (!m) throw new ValidationError(`link ${l.name}: master ${l.master} is not a link of the desired state`);
       if (m.name === l.name) throw new ValidationError(`link ${l.name} cannot be its own master`);
       if (m.kind === 'veth') throw new ValidationError(`link ${l.name}: master ${l.master} is a veth, not a bridge`);
+    }
+    if (l.kind === 'vlan') {
+      const p = byName.get(l.parent ?? '');
+      if (!p) throw new ValidationError(`link ${l.name}: parent ${l.parent ?? ''} is not a link of the desired state`);
+      if (p.kind === 'bridge') throw new ValidationError(`link ${l.name}: parent ${l.parent ?? ''} is a bridge, not a trunk`);
+      if (p.master !== undefined) throw new ValidationError(`link ${l.name}: parent ${l.parent ?? ''} is a port of bridge ${p.master}; a trunk cannot be a bridge port too`);
+      const twin = links.find((o) => o !== l && o.kind === 'vlan' && o.parent === l.parent && o.vlanId === l.vlanId);
+      if (twin) throw new ValidationError(`link ${l.name}: VLAN ${l.vlanId ?? 0} on ${l.parent ?? ''} is also link ${twin.name}`);
     }
     if (l.kind === 'veth' && l.peerNetns === undefined && l.peer !== undefined) {
       const p = byName.get(l.peer);
@@ -341,6 +374,12 @@ export function plan(current: KernelState, desired: DesiredNetwork): Change[] {
           throw new LinkConflictError(l.name, `veth ${l.name} exists with peer ${peerName ?? '?'} in this namespace, but the desired peer is in netns ${l.peerNetns}: refusing to replace it`);
         }
       }
+      if (l.kind === 'vlan') {
+        const parentName = cur.parentIndex !== undefined ? curByIndex.get(cur.parentIndex)?.name : undefined;
+        if (parentName !== l.parent || cur.vlan?.id !== l.vlanId) {
+          throw new LinkConflictError(l.name, `VLAN device ${l.name} exists as VLAN ${cur.vlan?.id ?? '?'} on ${parentName ?? '?'}, but the desired state wants VLAN ${l.vlanId ?? 0} on ${l.parent ?? ''}: refusing to replace it (delete it first)`);
+        }
+      }
       continue;
     }
     if (comesWithPeer.has(l.name)) continue;
@@ -372,7 +411,7 @@ export function plan(current: KernelState, desired: DesiredNetwork): Change[] {
   // 2. Links we created earlier that are no longer desired. A veth takes its peer with it.
   const gone = new Set<number>();
   for (const l of current.links) {
-    if (l.alias !== OWNER_ALIAS || wanted.has(l.name) || (l.kind !== 'bridge' && l.kind !== 'veth')) continue;
+    if (l.alias !== OWNER_ALIAS || wanted.has(l.name) || (l.kind !== 'bridge' && l.kind !== 'veth' && l.kind !== 'vlan')) continue;
     if (gone.has(l.index)) continue;
     if (l.kind === 'veth' && l.parentNetnsId === undefined && l.parentIndex !== undefined) {
       const peer = curByIndex.get(l.parentIndex);
@@ -391,6 +430,9 @@ export function plan(current: KernelState, desired: DesiredNetwork): Change[] {
       linkAdds.push({ op: 'link-add', link: l.name, kind: 'bridge', ...(l.mtu !== undefined && { mtu: l.mtu }), ...(l.mac !== undefined && { mac: l.mac }) });
     } else if (l.kind === 'veth') {
       linkAdds.push({ op: 'link-add', link: l.name, kind: 'veth', peer: l.peer ?? '', ...(l.peerNetns !== undefined && { peerNetns: l.peerNetns }),
+        ...(l.mtu !== undefined && { mtu: l.mtu }), ...(l.mac !== undefined && { mac: l.mac }) });
+    } else if (l.kind === 'vlan') {
+      linkAdds.push({ op: 'link-add', link: l.name, kind: 'vlan', parent: l.parent ?? '', vlanId: l.vlanId ?? 0,
         ...(l.mtu !== undefined && { mtu: l.mtu }), ...(l.mac !== undefined && { mac: l.mac }) });
     }
   }
@@ -490,6 +532,7 @@ export function describeChange(c: Change): string {
     case 'link-delete': return `delete link ${c.link}`;
     case 'link-add': {
       const extra = `${c.mtu !== undefined ? ` mtu ${c.mtu}` : ''}${c.mac !== undefined ? ` address ${c.mac}` : ''}`;
+      if (c.kind === 'vlan') return `add vlan ${c.link} id ${c.vlanId} on ${c.parent}${extra}`;
       return c.kind === 'bridge' ? `add bridge ${c.link}${extra}`
         : `add veth ${c.link} peer ${c.peer}${c.peerNetns !== undefined ? ` in netns ${c.peerNetns}` : ''}${extra}`;
     }

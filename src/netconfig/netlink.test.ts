@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SystemError, ValidationError } from '../shared/errors.js';
 import { formatIp } from './ip.js';
-import { checkLinkName, checkMtu, errnoOf, netlinkError, routeParts } from './netlink.js';
+import { checkLinkName, checkMtu, errnoOf, isVlanUnsupported, netlinkError, parseVlanInfoData, routeParts, vlanLinkInfo } from './netlink.js';
 
 describe('errnoOf: what the netlink package throws', () => {
   it.each([
@@ -76,5 +76,40 @@ describe('link name and MTU checks', () => {
   });
   it.each([67, 65536, 1500.5, Number.NaN])('refuses mtu %d', (m) => {
     expect(() => checkMtu(m)).toThrow(ValidationError);
+  });
+});
+
+describe('802.1Q VLAN devices: IFLA_LINKINFO', () => {
+  // Oracle: what iproute2 sends for `ip link add link tr0 name nea-v110 type vlan id 110 protocol 802.1Q`,
+  // captured with `strace -e sendmsg -X raw -xx` (the IFLA_LINKINFO attribute's payload): IFLA_INFO_KIND
+  // "vlan", IFLA_INFO_DATA { IFLA_VLAN_ID u16 110, IFLA_VLAN_PROTOCOL be16 0x8100 }.
+  const iproute2 = '08000100766c616e' + '14000200' + '060001006e000000' + '0600050081000000';
+
+  it('encodes VLAN 110 byte for byte as iproute2 does', () => {
+    expect(vlanLinkInfo(110).toString('hex')).toBe(iproute2);
+  });
+
+  it('writes the protocol in network order and the id in host order', () => {
+    const b = vlanLinkInfo(4094, 0x88a8);
+    expect(b.toString('hex')).toBe('08000100766c616e' + '14000200' + '06000100fe0f0000' + '0600050088a80000');
+  });
+
+  it('reads back what it writes (IFLA_INFO_DATA alone)', () => {
+    expect(parseVlanInfoData(vlanLinkInfo(110).subarray(12))).toEqual({ id: 110, protocol: 0x8100 });
+    expect(parseVlanInfoData(vlanLinkInfo(7, 0x88a8).subarray(12))).toEqual({ id: 7, protocol: 0x88a8 });
+    expect(parseVlanInfoData(Buffer.alloc(0))).toBeUndefined();
+  });
+
+  it.each([0, 4095, 1.5])('refuses VLAN id %d', (id) => {
+    expect(() => vlanLinkInfo(id)).toThrow(ValidationError);
+  });
+
+  it('refuses a protocol other than 802.1Q and 802.1ad', () => {
+    expect(() => vlanLinkInfo(5, 0x9100)).toThrow(/0x9100/);
+  });
+
+  it('recognizes a kernel without 802.1Q devices by EOPNOTSUPP from RTM_NEWLINK', () => {
+    expect(isVlanUnsupported(netlinkError(new Error('Request rejected: EOPNOTSUPP'), 'RTM_NEWLINK', 'add vlan'))).toBe(true);
+    expect(isVlanUnsupported(netlinkError(new Error('Request rejected: EEXIST'), 'RTM_NEWLINK', 'add vlan'))).toBe(false);
   });
 });

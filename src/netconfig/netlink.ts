@@ -84,6 +84,8 @@ export interface Link {
   /** Smallest and largest MTU the driver accepts, when it says. */
   minMtu: number | undefined;
   maxMtu: number | undefined;
+  /** For a VLAN device (kind `vlan`): its VLAN id and TPID (its parent, the trunk, is `parentIndex`). */
+  vlan: { id: number; protocol: number } | undefined;
 }
 
 /** Link counters (IFLA_STATS64), since the link was created. */
@@ -277,6 +279,55 @@ function enumNumber(v: number | string | undefined, table: Record<string, string
   return typeof n === 'number' ? n : 0;
 }
 
+/** IFLA_* attribute types of a VLAN device's IFLA_INFO_DATA (linux/if_link.h). */
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const IFLA_VLAN_ID = 1;
+const IFLA_VLAN_PROTOCOL = 5;
+
+/** One netlink attribute: length, type, payload, padding to 4 bytes. */
+function nlattr(type: number, payload: Buffer): Buffer {
+  const len = 4 + payload.length;
+  const out = Buffer.alloc((len + 3) & ~3);
+  out.writeUInt16LE(len, 0);
+  out.writeUInt16LE(type, 2);
+  payload.copy(out, 4);
+  return out;
+}
+
+/**
+ * The IFLA_LINKINFO payload of an 802.1Q VLAN device: IFLA_INFO_KIND "vlan"
+ * and IFLA_INFO_DATA { IFLA_VLAN_ID (u16, host order), IFLA_VLAN_PROTOCOL
+ * (be16) }, byte for byte what iproute2 sends for `ip link add link T name N
+ * type vlan id V protocol 802.1Q`. (The netlink package's formatVlan writes
+ * the protocol in host order, which the kernel would refuse.) Pure.
+ */
+export function vlanLinkInfo(vlanId: number, protocol = 0x8100): Buffer {
+  if (!Number.isInteger(vlanId) || vlanId < 1 || vlanId > 4094) throw new ValidationError(`VLAN id ${vlanId} must be an integer 1..4094`);
+  if (protocol !== 0x8100 && protocol !== 0x88a8) throw new ValidationError(`VLAN protocol 0x${protocol.toString(16)} must be 0x8100 (802.1Q) or 0x88a8 (802.1ad)`);
+  const id = Buffer.alloc(2);
+  id.writeUInt16LE(vlanId);
+  const proto = Buffer.alloc(2);
+  proto.writeUInt16BE(protocol);
+  const data = Buffer.concat([nlattr(IFLA_VLAN_ID, id), nlattr(IFLA_VLAN_PROTOCOL, proto)]);
+  return Buffer.concat([nlattr(IFLA_INFO_KIND, Buffer.from('vlan')), nlattr(IFLA_INFO_DATA, data)]);
+}
+
+/** The VLAN id and protocol in a VLAN device's IFLA_INFO_DATA; undefined when absent. Pure. */
+export function parseVlanInfoData(data: Buffer): { id: number; protocol: number } | undefined {
+  let id: number | undefined;
+  let protocol = 0x8100;
+  for (let o = 0; o + 4 <= data.length;) {
+    const len = data.readUInt16LE(o);
+    const type = data.readUInt16LE(o + 2) & 0x3fff;
+    if (len < 4 || o + len > data.length) break;
+    if (type === IFLA_VLAN_ID && len >= 6) id = data.readUInt16LE(o + 4);
+    if (type === IFLA_VLAN_PROTOCOL && len >= 6) protocol = data.readUInt16BE(o + 4);
+    o += (len + 3) & ~3;
+  }
+  return id === undefined ? undefined : { id, protocol };
+}
+
 function toLink(m: rt.LinkMessage): Link {
   const a = m.attrs;
   const info = a.linkinfo ? ifla.parseInfo(a.linkinfo) : undefined;
@@ -294,6 +345,7 @@ function toLink(m: rt.LinkMessage): Link {
     parentNetnsId: a.linkNetnsid,
     minMtu: a.minMtu,
     maxMtu: a.maxMtu,
+    vlan: info?.kind === 'vlan' && info.data ? parseVlanInfoData(info.data) : undefined,
   };
 }
 
@@ -596,6 +648,31 @@ export class Netlink {
   }
 
   /**
+   * Create an 802.1Q VLAN device `name` on `parent` (down), tagging with
+   * `vlanId`. On a kernel without 802.1Q devices (no `8021q` module) this
+   * fails with EOPNOTSUPP; `isVlanUnsupported(e)` recognizes that.
+   */
+  async addVlan(name: string, parent: LinkRef, vlanId: number, opts: CreateLinkOptions = {}): Promise<Link> {
+    const what = `add vlan ${name} (id ${vlanId} on ${parent})`;
+    const la = Netlink.baseAttrs(name, opts, what);
+    const linkinfo = vlanLinkInfo(vlanId);
+    const index = await this.resolve(parent, what, 'RTM_NEWLINK');
+    const link = Buffer.alloc(4);
+    link.writeUInt32LE(index);
+    la.link = link;
+    la.linkinfo = linkinfo;
+    try {
+      return await this.newLink(name, 'vlan', what, la, opts.alias);
+    } catch (e) {
+      if (e instanceof SystemError && e.errno === 'EOPNOTSUPP') {
+        throw netlinkError(e.cause, 'RTM_NEWLINK', `${what}${this.where()}`,
+          { EOPNOTSUPP: 'this kernel has no 802.1Q VLAN devices (module 8021q): VLANs must be tagged in user space' });
+      }
+      throw e;
+    }
+  }
+
+  /**
    * Create a veth pair `name` <-> `peer` (both down). With `peerNetns` the
    * peer is created directly in that namespace. Returns the local end.
    */
@@ -822,6 +899,11 @@ export class Netlink {
   async deleteNeighbour(spec: { dev: LinkRef; address: string }): Promise<void> {
     await this.neighbourRequest('delete', spec);
   }
+}
+
+/** True when `e` says the kernel cannot make 802.1Q VLAN devices (EOPNOTSUPP from {@link Netlink.addVlan}). */
+export function isVlanUnsupported(e: unknown): boolean {
+  return e instanceof SystemError && e.errno === 'EOPNOTSUPP' && e.syscall === 'RTM_NEWLINK';
 }
 
 /** Validate a link name as the kernel does (1..15 bytes, no `/`, `:` or whitespace, not `.`/`..`). */

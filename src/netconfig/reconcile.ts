@@ -15,7 +15,7 @@ import type { Netlink, RouteSpec } from './netlink.js';
 
 /** The part of the Netlink client the reconciler uses (a seam for fakes). */
 export type NetconfigClient = Pick<Netlink,
-  'links' | 'addresses' | 'routes' | 'neighbours' | 'addBridge' | 'addVeth' | 'deleteLink' | 'setUp' | 'setMtu' | 'setMac' |
+  'links' | 'addresses' | 'routes' | 'neighbours' | 'addBridge' | 'addVeth' | 'addVlan' | 'deleteLink' | 'setUp' | 'setMtu' | 'setMac' |
   'setMaster' | 'setAlias' | 'addAddress' | 'deleteAddress' | 'addRoute' | 'replaceRoute' | 'deleteRoute' | 'addNeighbour' |
   'replaceNeighbour' | 'deleteNeighbour'>;
 
@@ -50,6 +50,7 @@ export async function applyChange(client: NetconfigClient, c: Change): Promise<v
     case 'link-add': {
       const opts = { alias: OWNER_ALIAS, ...(c.mtu !== undefined && { mtu: c.mtu }), ...(c.mac !== undefined && { mac: c.mac }) };
       if (c.kind === 'bridge') await client.addBridge(c.link, opts);
+      else if (c.kind === 'vlan') await client.addVlan(c.link, c.parent, c.vlanId, opts);
       else await client.addVeth(c.link, c.peer, { ...opts, ...(c.peerNetns !== undefined && { peerNetns: c.peerNetns }) });
       return;
     }
