@@ -47,6 +47,7 @@ import type { Logger } from '../../shared/log.js';
 import { NeaError } from '../../shared/errors.js';
 import { LOCAL_PORT, MacTable, isGroupMac, macKey, macKeyString, type MacTableOptions } from './mactable.js';
 import { Reassembler } from './reassembly.js';
+import type { FrameGuard } from './guard.js';
 import type { DatagramBatch, TunnelSocket } from './socket.js';
 import { parsePrefix, prefixContains, type Prefix } from './prefix.js';
 
@@ -91,6 +92,8 @@ export interface TunnelEngineOptions {
   /** Monotonic clock in ms; default performance.now. */
   clock?: () => number;
   macTable?: MacTableOptions;
+  /** Checked on every frame of every segment, both directions, before learning and forwarding (guard.ts). */
+  guard?: FrameGuard;
 }
 
 export interface PeerCounters {
@@ -174,6 +177,7 @@ export class TunnelEngine {
   readonly device: Device;
   private readonly socket: TunnelSocket;
   private readonly log: Logger;
+  private readonly guard: FrameGuard | undefined;
   private readonly clock: () => number;
   private readonly wanMtu: number;
   private readonly segments = new Map<number, SegmentState>();
@@ -214,6 +218,7 @@ export class TunnelEngine {
   constructor(opts: TunnelEngineOptions) {
     this.socket = opts.socket;
     this.log = opts.log;
+    this.guard = opts.guard;
     this.clock = opts.clock ?? (() => performance.now());
     this.wanMtu = opts.wanMtu ?? 1500;
     if (!Number.isInteger(this.wanMtu) || this.wanMtu < 576 || this.wanMtu > 65535) {
@@ -312,6 +317,10 @@ export class TunnelEngine {
       const off = b.offset(i);
       const len = b.lengths[i]!;
       if (len < 14) { count(seg.counters.drops, 'runt'); continue; }
+      if (this.guard !== undefined) {
+        const why = this.guard.check(seg.id, 'local', buf, off, len);
+        if (why !== undefined) { count(seg.counters.drops, why); continue; }
+      }
       if (!isGroupMac(buf, off + 6)) seg.macs.learn(macKey(buf, off + 6), LOCAL_PORT, now);
       let sent = false;
       if (!isGroupMac(buf, off)) {
@@ -576,6 +585,10 @@ export class TunnelEngine {
   }
 
   private deliverFrame(ps: PeerState, seg: SegmentState, buf: Uint8Array, off: number, len: number, now: number): void {
+    if (this.guard !== undefined) {
+      const why = this.guard.check(seg.id, 'tunnel', buf, off, len);
+      if (why !== undefined) { count(seg.counters.drops, why); return; }
+    }
     if (!isGroupMac(buf, off + 6)) {
       const mac = macKey(buf, off + 6);
       if (seg.macs.learn(mac, ps.port, now) === 'flap' && now - seg.lastFlapLog >= FLAP_LOG_INTERVAL_MS) {
