@@ -110,6 +110,7 @@ describe('802.1Q VLAN devices: IFLA_LINKINFO', () => {
 
   it('recognizes a kernel without 802.1Q devices by EOPNOTSUPP from RTM_NEWLINK', () => {
     expect(isVlanUnsupported(netlinkError(new Error('Request rejected: EOPNOTSUPP'), 'RTM_NEWLINK', 'add vlan'))).toBe(true);
+    expect(isVlanUnsupported(netlinkError(new Error('Request rejected: -95'), 'RTM_NEWLINK', 'add vlan'))).toBe(true);
     expect(isVlanUnsupported(netlinkError(new Error('Request rejected: EEXIST'), 'RTM_NEWLINK', 'add vlan'))).toBe(false);
   });
 });

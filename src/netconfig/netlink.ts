@@ -664,9 +664,9 @@ export class Netlink {
     try {
       return await this.newLink(name, 'vlan', what, la, opts.alias);
     } catch (e) {
-      if (e instanceof SystemError && e.errno === 'EOPNOTSUPP') {
-        throw netlinkError(e.cause, 'RTM_NEWLINK', `${what}${this.where()}`,
-          { EOPNOTSUPP: 'this kernel has no 802.1Q VLAN devices (module 8021q): VLANs must be tagged in user space' });
+      if (isVlanUnsupported(e)) {
+        const hint = 'this kernel has no 802.1Q VLAN devices (module 8021q): VLANs must be tagged in user space';
+        throw netlinkError((e as SystemError).cause, 'RTM_NEWLINK', `${what}${this.where()}`, { EOPNOTSUPP: hint, ENOTSUP: hint });
       }
       throw e;
     }
@@ -901,9 +901,12 @@ export class Netlink {
   }
 }
 
-/** True when `e` says the kernel cannot make 802.1Q VLAN devices (EOPNOTSUPP from {@link Netlink.addVlan}). */
+/**
+ * True when `e` says the kernel cannot make 802.1Q VLAN devices: EOPNOTSUPP
+ * from RTM_NEWLINK (Node names errno 95 ENOTSUP, its alias) in {@link Netlink.addVlan}.
+ */
 export function isVlanUnsupported(e: unknown): boolean {
-  return e instanceof SystemError && e.errno === 'EOPNOTSUPP' && e.syscall === 'RTM_NEWLINK';
+  return e instanceof SystemError && (e.errno === 'EOPNOTSUPP' || e.errno === 'ENOTSUP') && e.syscall === 'RTM_NEWLINK';
 }
 
 /** Validate a link name as the kernel does (1..15 bytes, no `/`, `:` or whitespace, not `.`/`..`). */
