@@ -7,22 +7,46 @@ import { readFileSync } from 'node:fs';
 import { parsePrefix } from '../dataplane/tunnel/prefix.js';
 import { decodeKey } from '../dataplane/wg/crypto.js';
 import { parseAddress, type Endpoint } from '../dataplane/wg/endpoint.js';
+import { isVlanId } from '../protocol/vlan.js';
 import { ValidationError } from '../shared/errors.js';
+
+/** Default most MACs learnt per segment. */
+export const DEFAULT_MAC_LIMIT = 4096;
 
 export type ApplianceRole = 'sp' | 'tenant';
 
+/**
+ * How a segment reaches its network on this appliance (docs/segments.md).
+ * - `access`: a dedicated interface, bridged into the segment as it is
+ *   (the production network's NIC on the tenant side, a cloud access port on
+ *   the SP side);
+ * - `vlan`: VLAN `vlan` on the trunk interface `trunk`: frames leave the
+ *   trunk tagged with it, and only frames tagged with it enter the segment.
+ */
+export type SegmentBacking =
+  | { kind: 'access'; interface: string }
+  | { kind: 'vlan'; trunk: string; vlan: number };
+
 export interface SegmentConfig {
-  /** Segment id, 1..4094: the tenant network's id end to end (and its cloud VLAN by default). */
+  /** Segment id, 1..4094: the tenant network's id end to end, the same on both appliances. */
   id: number;
   /** Human name of the production network. */
   name: string;
+  /** How the segment reaches its network; absent (and no `uplink`): the segment exists only inside the appliance (bridge and TAP). */
+  backing?: SegmentBacking;
   /**
-   * Existing interface bridged into the segment: the production network
-   * (tenant side) or the cloud access port (SP side). Absent: the segment
-   * exists only inside the appliance (bridge and TAP).
+   * Older spelling of an `access` backing: the interface bridged into the
+   * segment. Kept as written; {@link segmentBacking} reads either.
    */
   uplink?: string;
 }
+
+/**
+ * How VLAN backings are made: `kernel` with 802.1Q devices (needs the 8021q
+ * module), `userspace` with a packet socket on the trunk and a TAP per VLAN,
+ * `auto` (default) the kernel's when it has them, else user space.
+ */
+export type VlanDevicesMode = 'auto' | 'kernel' | 'userspace';
 
 export interface PeerConfig {
   /** The peer appliance's public key (base64, as `nea pubkey` prints). */
@@ -46,6 +70,12 @@ export interface TunnelConfig {
   listenAddress: string;
   /** MTU of the WAN path in bytes; default 1500. */
   wanMtu: number;
+  /**
+   * Most MACs learnt per segment (flood protection: beyond it new MACs are
+   * not learnt, frames to them are flooded, and each refusal is counted);
+   * absent: {@link DEFAULT_MAC_LIMIT}.
+   */
+  macLimit?: number;
   peers: PeerConfig[];
   /** L3 mode: a TUN device carrying IP packets to peers by their allowed IPs. */
   l3?: { device: string; addresses: string[] };
@@ -57,6 +87,8 @@ export interface ApplianceConfig {
   name: string;
   /** Static private key (base64); absent: `<state-dir>/private.key`, generated on first start and kept. */
   privateKey?: string;
+  /** How VLAN backings are made; absent: `auto`. */
+  vlanDevices?: VlanDevicesMode;
   tunnel?: TunnelConfig;
   segments: SegmentConfig[];
 }
@@ -80,7 +112,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /** Validate parsed JSON as an appliance configuration; `file` names the source in errors. */
 export function parseApplianceConfig(raw: unknown, file = 'config'): ApplianceConfig {
   if (!isObject(raw)) fail(file, '(top level)', 'must be a JSON object');
-  checkKeys(file, '', raw, ['role', 'name', 'privateKey', 'tunnel', 'segments']);
+  checkKeys(file, '', raw, ['role', 'name', 'privateKey', 'vlanDevices', 'tunnel', 'segments']);
   const { role, name, segments } = raw;
   if (role !== 'sp' && role !== 'tenant') fail(file, 'role', `must be "sp" or "tenant", got ${JSON.stringify(role)}`);
   if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) {
@@ -89,27 +121,75 @@ export function parseApplianceConfig(raw: unknown, file = 'config'): ApplianceCo
   if (!Array.isArray(segments)) fail(file, 'segments', 'must be an array');
   const seen = new Set<number>();
   const uplinks = new Set<string>();
+  const trunks = new Set<string>();
+  const vlansSeen = new Set<string>();
   const out: SegmentConfig[] = segments.map((s: unknown, i) => {
     const at = `segments[${i}]`;
     if (!isObject(s)) fail(file, at, 'must be an object');
-    checkKeys(file, at, s, ['id', 'name', 'uplink']);
+    checkKeys(file, at, s, ['id', 'name', 'backing', 'uplink']);
     if (typeof s.id !== 'number' || !Number.isInteger(s.id) || s.id < 1 || s.id > 4094) fail(file, `${at}.id`, 'must be an integer from 1 to 4094');
     if (seen.has(s.id)) fail(file, `${at}.id`, `duplicate segment id ${s.id}`);
     seen.add(s.id);
     if (typeof s.name !== 'string' || s.name.length < 1 || s.name.length > 63) fail(file, `${at}.name`, 'must be a string of 1-63 characters');
     const seg: SegmentConfig = { id: s.id, name: s.name };
+    if (s.uplink !== undefined && s.backing !== undefined) fail(file, `${at}.uplink`, 'give either uplink or backing, not both (uplink is the older spelling of an access backing)');
     if (s.uplink !== undefined) {
       if (typeof s.uplink !== 'string' || !IFNAME.test(s.uplink)) fail(file, `${at}.uplink`, 'must be an interface name (1-15 letters, digits, "_", "." or "-")');
       if (uplinks.has(s.uplink)) fail(file, `${at}.uplink`, `interface ${s.uplink} is already the uplink of another segment`);
       uplinks.add(s.uplink);
       seg.uplink = s.uplink;
     }
+    if (s.backing !== undefined) {
+      seg.backing = parseBacking(file, `${at}.backing`, s.backing);
+      if (seg.backing.kind === 'access') {
+        if (uplinks.has(seg.backing.interface)) fail(file, `${at}.backing.interface`, `interface ${seg.backing.interface} is already the uplink of another segment`);
+        uplinks.add(seg.backing.interface);
+      } else {
+        const key = `${seg.backing.trunk}/${seg.backing.vlan}`;
+        if (vlansSeen.has(key)) fail(file, `${at}.backing.vlan`, `VLAN ${seg.backing.vlan} on ${seg.backing.trunk} already backs another segment`);
+        vlansSeen.add(key);
+        trunks.add(seg.backing.trunk);
+      }
+    }
     return seg;
   });
+  for (const [i, s] of out.entries()) {
+    const b = segmentBacking(s);
+    if (b?.kind === 'access' && trunks.has(b.interface)) {
+      fail(file, s.backing ? `segments[${i}].backing.interface` : `segments[${i}].uplink`, `interface ${b.interface} is a VLAN trunk of another segment; a trunk cannot also be an access interface`);
+    }
+  }
   const cfg: ApplianceConfig = { role, name, segments: out };
+  if (raw.vlanDevices !== undefined) {
+    const v = raw.vlanDevices;
+    if (v !== 'auto' && v !== 'kernel' && v !== 'userspace') fail(file, 'vlanDevices', `must be "auto", "kernel" or "userspace", got ${JSON.stringify(v)}`);
+    cfg.vlanDevices = v;
+  }
   if (raw.privateKey !== undefined) cfg.privateKey = checkKey(file, 'privateKey', raw.privateKey);
   if (raw.tunnel !== undefined) cfg.tunnel = parseTunnel(file, raw.tunnel, seen);
   return cfg;
+}
+
+function parseBacking(file: string, at: string, b: unknown): SegmentBacking {
+  if (!isObject(b)) fail(file, at, 'must be an object with kind "access" or "vlan"');
+  if (b.kind === 'access') {
+    checkKeys(file, at, b, ['kind', 'interface']);
+    if (typeof b.interface !== 'string' || !IFNAME.test(b.interface)) fail(file, `${at}.interface`, 'must be an interface name (1-15 letters, digits, "_", "." or "-")');
+    return { kind: 'access', interface: b.interface };
+  }
+  if (b.kind === 'vlan') {
+    checkKeys(file, at, b, ['kind', 'trunk', 'vlan']);
+    if (typeof b.trunk !== 'string' || !IFNAME.test(b.trunk)) fail(file, `${at}.trunk`, 'must be an interface name (1-15 letters, digits, "_", "." or "-")');
+    if (!isVlanId(b.vlan)) fail(file, `${at}.vlan`, 'must be an integer from 1 to 4094');
+    return { kind: 'vlan', trunk: b.trunk, vlan: b.vlan };
+  }
+  fail(file, `${at}.kind`, `must be "access" or "vlan", got ${JSON.stringify(b.kind)}`);
+}
+
+/** A segment's backing, from `backing` or from the older `uplink`; undefined for an internal segment. */
+export function segmentBacking(s: SegmentConfig): SegmentBacking | undefined {
+  if (s.backing) return s.backing;
+  return s.uplink === undefined ? undefined : { kind: 'access', interface: s.uplink };
 }
 
 function checkKey(file: string, field: string, v: unknown): string {
@@ -133,13 +213,17 @@ export function parseEndpoint(text: string): Endpoint | undefined {
 
 function parseTunnel(file: string, raw: unknown, segmentIds: ReadonlySet<number>): TunnelConfig {
   if (!isObject(raw)) fail(file, 'tunnel', 'must be an object');
-  checkKeys(file, 'tunnel', raw, ['listenPort', 'listenAddress', 'wanMtu', 'peers', 'l3']);
+  checkKeys(file, 'tunnel', raw, ['listenPort', 'listenAddress', 'wanMtu', 'macLimit', 'peers', 'l3']);
   const port = raw.listenPort ?? 51820;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) fail(file, 'tunnel.listenPort', 'must be an integer from 1 to 65535');
   const addr = raw.listenAddress ?? '0.0.0.0';
   if (typeof addr !== 'string' || !parseAddress(addr)) fail(file, 'tunnel.listenAddress', 'must be an IPv4 or IPv6 address');
   const mtu = raw.wanMtu ?? 1500;
   if (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < 576 || mtu > 9000) fail(file, 'tunnel.wanMtu', 'must be an integer from 576 to 9000');
+  const macLimit = raw.macLimit;
+  if (macLimit !== undefined && (typeof macLimit !== 'number' || !Number.isInteger(macLimit) || macLimit < 16 || macLimit > 1_000_000)) {
+    fail(file, 'tunnel.macLimit', 'must be an integer from 16 to 1000000 MACs');
+  }
   if (!Array.isArray(raw.peers)) fail(file, 'tunnel.peers', 'must be an array');
   const keys = new Set<string>();
   const peers = raw.peers.map((p: unknown, i): PeerConfig => {
@@ -169,6 +253,7 @@ function parseTunnel(file: string, raw: unknown, segmentIds: ReadonlySet<number>
     return peer;
   });
   const t: TunnelConfig = { listenPort: port, listenAddress: addr, wanMtu: mtu, peers };
+  if (macLimit !== undefined) t.macLimit = macLimit;
   if (raw.l3 !== undefined) {
     if (!isObject(raw.l3)) fail(file, 'tunnel.l3', 'must be an object');
     checkKeys(file, 'tunnel.l3', raw.l3, ['device', 'addresses']);
@@ -209,7 +294,11 @@ export function loadApplianceConfig(file: string): ApplianceConfig {
   return parseApplianceConfig(raw, file);
 }
 
-/** Kernel names of a segment's bridge and TAP (stable, so a restart finds them). */
-export function segmentLinkNames(id: number): { bridge: string; tap: string } {
-  return { bridge: `nea-br${id}`, tap: `nea-tap${id}` };
+/**
+ * Kernel names of a segment's links (stable, so a restart finds them): its
+ * bridge, its TAP (the tunnel's local port) and, for a VLAN backing, its
+ * VLAN port (the 802.1Q device, or the TAP of the user-space trunk).
+ */
+export function segmentLinkNames(id: number): { bridge: string; tap: string; vlanPort: string } {
+  return { bridge: `nea-br${id}`, tap: `nea-tap${id}`, vlanPort: `nea-v${id}` };
 }

@@ -1,16 +1,24 @@
 /**
- * The appliance process (stage 1: segments' kernel presence and local port).
+ * The appliance process: segments' kernel presence, their backings, the tunnel.
  *
- * Start, in order: open each segment's TAP (the local port the tunnel will
- * use), reconcile the kernel (per segment a bridge holding the TAP and the
- * uplink, all up, no addresses), start reading the TAPs, write the status
- * file every `statusIntervalMs`. Stop, in reverse. A failed start stops what
- * started, so nothing is left half-open.
+ * Start, in order: decide how VLAN backings are made (kernel 802.1Q devices
+ * or user space, segments.ts); open each segment's TAP (the local port the
+ * tunnel will use) and, for user-space VLANs, each VLAN port; reconcile the
+ * kernel (per segment a bridge holding the TAP and the backing's port, all
+ * up, no addresses); apply the firewall; start the trunks (user space: the
+ * VLAN trunk; kernel devices: the trunk monitor); start the tunnel; write the
+ * status file every `statusIntervalMs`. Stop, in reverse. A failed start
+ * stops what started, so nothing is left half-open.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTap, openTun, type PacketDevice, type PacketDeviceCounters } from '../dataplane/tuntap.js';
+import { disableReceiveOffloads, openPacketSocket } from '../dataplane/packet-socket.js';
 import { TunnelEngine, type EngineStatus } from '../dataplane/tunnel/engine.js';
+import { innerTagGuard } from '../dataplane/tunnel/guard.js';
+import { encodeBpf, trunkMonitorFilter } from '../dataplane/vlan/bpf.js';
+import { TrunkMonitor } from '../dataplane/vlan/monitor.js';
+import { VlanTrunk, type TrunkStatus } from '../dataplane/vlan/trunk.js';
 import { openTunnelSocket } from '../dataplane/tunnel/udp-socket.js';
 import { decodeKey, encodeKey, publicKeyOf } from '../dataplane/wg/crypto.js';
 import { Netlink } from '../netconfig/netlink.js';
@@ -18,12 +26,14 @@ import { reconcile } from '../netconfig/reconcile.js';
 import { NftApplier } from '../netconfig/nft-apply.js';
 import type { DesiredFirewall } from '../netconfig/nft-desired.js';
 import { computeMssClamp } from '../netconfig/nft-mss.js';
-import type { DesiredLink, DesiredNetwork } from '../netconfig/desired.js';
 import { writeFileAtomic } from '../shared/atomic-file.js';
 import { Lifecycle } from '../shared/lifecycle.js';
 import type { Logger } from '../shared/log.js';
-import { parseEndpoint, segmentLinkNames, type ApplianceConfig } from './config.js';
+import { parseEndpoint, segmentBacking, segmentLinkNames, type ApplianceConfig, type SegmentBacking } from './config.js';
 import { loadOrCreatePrivateKey } from './keys.js';
+import { bridgedPort, chooseVlanImplementation, desiredNetwork, trunkPlans, type VlanImplementation } from './segments.js';
+
+export { desiredNetwork } from './segments.js';
 
 export interface ApplianceOptions {
   config: ApplianceConfig;
@@ -39,6 +49,9 @@ export interface SegmentStatus {
   name: string;
   bridge: string;
   tap: string;
+  /** The segment's backing as configured (an `uplink` shows as an access backing); null for an internal segment. */
+  backing: SegmentBacking | null;
+  /** The link bridged into the segment besides the TAP: the access interface or the VLAN port `nea-v<id>`; null without a backing. */
   uplink: string | null;
   /** Frames read from / written to the segment's TAP. */
   local: PacketDeviceCounters;
@@ -53,24 +66,14 @@ export interface ApplianceStatus {
   publicKey: string;
   /** Tunnel peers and counters; null without a tunnel section. */
   tunnel: EngineStatus | null;
+  /** How VLAN backings are made here; null without VLAN backings. */
+  vlanDevices: VlanImplementation | null;
+  /** VLAN trunks: frames, drops by reason (untagged, foreign-tpid, foreign-vlan, double-tagged, runt) and per-VLAN counters. */
+  trunks: TrunkStatus[];
   pid: number;
   startedAt: string;
   updatedAt: string;
   segments: SegmentStatus[];
-}
-
-/** The desired kernel state for the config: per segment a bridge with its TAP and uplink. */
-export function desiredNetwork(config: ApplianceConfig): DesiredNetwork {
-  const links: DesiredLink[] = [];
-  for (const s of config.segments) {
-    const { bridge, tap } = segmentLinkNames(s.id);
-    links.push({ kind: 'bridge', name: bridge, up: true, addresses: [] });
-    links.push({ kind: 'existing', name: tap, up: true, master: bridge, addresses: [] });
-    if (s.uplink !== undefined) links.push({ kind: 'existing', name: s.uplink, up: true, master: bridge });
-  }
-  const l3 = config.tunnel?.l3;
-  if (l3) links.push({ kind: 'existing', name: l3.device, up: true, addresses: l3.addresses });
-  return { links, routes: [], neighbours: [] };
 }
 
 /** Management API port reserved from public IP mappings (the API itself comes with the daemon's next stage). */
@@ -89,9 +92,10 @@ export function desiredFirewall(config: ApplianceConfig): DesiredFirewall {
     appliancePorts: { managementTcp: MANAGEMENT_PORT, tunnelUdp: config.tunnel?.listenPort ?? 51820 },
     segments: config.segments.map((s) => {
       const { bridge, tap } = segmentLinkNames(s.id);
+      const port = bridgedPort(s);
       return {
         name: `seg${s.id}`, bridge, mode: 'extend' as const,
-        ports: s.uplink === undefined ? [tap] : [tap, s.uplink],
+        ports: port === undefined ? [tap] : [tap, port],
         mss: { ipv4: mss.ipv4, ipv6: mss.ipv6 },
       };
     }),
@@ -104,6 +108,10 @@ export const ENDPOINTS_FILE = 'endpoints.json';
 export class Appliance {
   private readonly lifecycle = new Lifecycle();
   private readonly taps = new Map<number, PacketDevice>();
+  /** User-space VLAN ports (`nea-v<id>`), by segment id. */
+  private readonly vlanPorts = new Map<number, PacketDevice>();
+  private readonly trunks: (VlanTrunk | TrunkMonitor)[] = [];
+  private vlanImpl: VlanImplementation | null = null;
   private l3: PacketDevice | undefined;
   private engine: TunnelEngine | undefined;
   private privateKey: Uint8Array | undefined;
@@ -123,14 +131,24 @@ export class Appliance {
         stop: () => { this.netlink?.close(); this.netlink = undefined; },
       })
       .add({
+        name: 'vlan-devices',
+        start: async () => { this.vlanImpl = await chooseVlanImplementation(this.netlink!, config, log.child('segments')); },
+        stop: () => { /* nothing held */ },
+      })
+      .add({
         name: 'taps',
         start: () => {
-          for (const s of config.segments) this.taps.set(s.id, openTap(segmentLinkNames(s.id).tap));
+          for (const s of config.segments) {
+            this.taps.set(s.id, openTap(segmentLinkNames(s.id).tap));
+            if (this.vlanImpl === 'userspace' && segmentBacking(s)?.kind === 'vlan') this.vlanPorts.set(s.id, openTap(segmentLinkNames(s.id).vlanPort));
+          }
           if (config.tunnel?.l3) this.l3 = openTun(config.tunnel.l3.device);
         },
         stop: () => {
           for (const t of this.taps.values()) t.close();
           this.taps.clear();
+          for (const t of this.vlanPorts.values()) t.close();
+          this.vlanPorts.clear();
           this.l3?.close();
           this.l3 = undefined;
         },
@@ -147,7 +165,7 @@ export class Appliance {
       .add({
         name: 'kernel',
         start: async () => {
-          const changes = await reconcile(this.netlink!, desiredNetwork(config), { log: log.child('netconfig') });
+          const changes = await reconcile(this.netlink!, desiredNetwork(config, this.vlanImpl ?? 'userspace'), { log: log.child('netconfig') });
           log.info('kernel reconciled', { changes: changes.length });
         },
         stop: () => { /* links stay configured; the TAPs vanish when closed */ },
@@ -161,6 +179,13 @@ export class Appliance {
         stop: () => { /* the ruleset stays, like the links; a restart re-applies it */ },
       })
       .add({
+        name: 'trunks',
+        start: () => { this.startTrunks(); },
+        stop: () => {
+          for (const t of this.trunks.splice(0)) t.stop();
+        },
+      })
+      .add({
         name: 'tunnel',
         start: () => {
           const t = config.tunnel;
@@ -172,6 +197,8 @@ export class Appliance {
           const socket = openTunnelSocket({ address: t.listenAddress, port: t.listenPort, wanMtu: t.wanMtu });
           const engine = new TunnelEngine({
             privateKey: this.privateKey!, socket, segments: this.taps, wanMtu: t.wanMtu, log: log.child('tunnel'),
+            guard: innerTagGuard,
+            ...(t.macLimit !== undefined && { macTable: { maxEntries: t.macLimit } }),
             ...(this.l3 && { l3: this.l3 }),
           });
           this.engine = engine;
@@ -218,6 +245,40 @@ export class Appliance {
     return this.lifecycle.start();
   }
 
+  /**
+   * Per trunk: with user-space VLANs, GRO/LRO off (a packet socket must see
+   * frames as they are on the wire) and a VlanTrunk joining the trunk's
+   * packet socket to the segments' VLAN ports; with kernel devices, a monitor
+   * counting what the kernel drops. All or nothing.
+   */
+  private startTrunks(): void {
+    const { log } = this.opts;
+    try {
+      for (const plan of trunkPlans(this.opts.config)) {
+        const tlog = log.child('trunk');
+        if (this.vlanImpl === 'kernel') {
+          const socket = openPacketSocket(plan.trunk, { filter: encodeBpf(trunkMonitorFilter(plan.ports.map((p) => p.vlan))), rcvbuf: 256 * 1024 });
+          const m = new TrunkMonitor({ trunk: plan.trunk, socket, ports: plan.ports, log: tlog });
+          this.trunks.push(m);
+          m.start();
+        } else {
+          const offloads = disableReceiveOffloads(plan.trunk);
+          const socket = openPacketSocket(plan.trunk, { promiscuous: true });
+          const t = new VlanTrunk({
+            trunk: plan.trunk, socket, log: tlog,
+            ports: plan.ports.map((p) => ({ vlan: p.vlan, segment: p.segment, device: this.vlanPorts.get(p.segment)! })),
+          });
+          this.trunks.push(t);
+          t.start();
+          tlog.info('trunk up (user-space VLANs)', { trunk: plan.trunk, vlans: plan.ports.map((p) => p.vlan).join(','), groOff: offloads.gro, lroOff: offloads.lro });
+        }
+      }
+    } catch (e) {
+      for (const t of this.trunks.splice(0)) t.stop();
+      throw e;
+    }
+  }
+
   stop(): Promise<void> {
     return this.lifecycle.stop();
   }
@@ -234,7 +295,8 @@ export class Appliance {
         name: s.name,
         bridge: names.bridge,
         tap: names.tap,
-        uplink: s.uplink ?? null,
+        backing: segmentBacking(s) ?? null,
+        uplink: bridgedPort(s) ?? null,
         local: tap ? tap.counters() : { rxFrames: 0, rxBytes: 0, rxBatches: 0, rxDrops: 0, txFrames: 0, txBytes: 0, txDrops: 0 },
         bridgeStats: st ? { rxPackets: String(st.rxPackets), txPackets: String(st.txPackets), rxBytes: String(st.rxBytes), txBytes: String(st.txBytes) } : null,
       });
@@ -243,6 +305,8 @@ export class Appliance {
       name: config.name, role: config.role,
       publicKey: this.privateKey ? encodeKey(publicKeyOf(this.privateKey)) : '',
       tunnel: this.engine ? this.engine.status() : null,
+      vlanDevices: this.vlanImpl,
+      trunks: this.trunks.map((t) => t.status()),
       pid: process.pid, startedAt: this.startedAt, updatedAt: new Date().toISOString(), segments,
     };
   }

@@ -41,6 +41,8 @@ export const ERROR_CODES = {
   PACKET_SEND_FAILED: { status: 500, summary: 'sending a frame on a packet socket failed' },
   PACKET_READ_FAILED: { status: 500, summary: 'receiving on a packet socket failed; receiving stopped' },
   PACKET_CLOSED: { status: 500, summary: 'the packet socket is closed' },
+  // Segments
+  VLAN_KERNEL_UNSUPPORTED: { status: 409, summary: 'the config asks for kernel VLAN devices but the kernel has no 802.1Q devices' },
   // Netlink and reconcile
   NETLINK_OPEN_FAILED: { status: 500, summary: 'a netlink socket could not be opened' },
   NETLINK_FAILED: { status: 500, summary: 'the kernel refused a netlink request' },
