@@ -3,3 +3,4 @@ import './appliance.js';
 import './keys.js';
 import './demo.js';
 import './bench.js';
+import './fabric.js';

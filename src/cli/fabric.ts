@@ -1,0 +1,38 @@
+/**
+ * `nea lab fabric`: run the lab's user-space VLAN switch fabric (the SP's or
+ * a site's physical switch, src/lab/fabric) until SIGTERM.
+ */
+import { Fabric, loadFabricConfig } from '../lab/fabric/fabric.js';
+import { writeFileAtomic } from '../shared/atomic-file.js';
+import { createLogger } from '../shared/log.js';
+import { parse } from './appliance.js';
+import { register, UsageError } from './main.js';
+
+register({
+  path: ['lab', 'fabric'],
+  summary: 'run a lab VLAN switch fabric (access and trunk ports as TAPs in hosts\' namespaces) until SIGTERM',
+  usage: 'nea lab fabric --config FILE [--status FILE]',
+  async run(args) {
+    const v = parse(args, { config: { type: 'string' }, status: { type: 'string' } });
+    if (typeof v.config !== 'string') throw new UsageError('--config FILE is required');
+    const log = createLogger().child('fabric');
+    const fabric = new Fabric(loadFabricConfig(v.config));
+    fabric.start();
+    const statusFile = typeof v.status === 'string' ? v.status : undefined;
+    const write = (): void => {
+      if (statusFile) writeFileAtomic(statusFile, JSON.stringify(fabric.status(), null, 2) + '\n', 0o644, { durable: false });
+    };
+    write();
+    const timer = setInterval(write, 500);
+    log.info('fabric running', { switches: fabric.status().switches.map((s) => `${s.name}:${s.ports.length}`).join(',') });
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', () => { resolve(); });
+      process.once('SIGINT', () => { resolve(); });
+    });
+    clearInterval(timer);
+    write();
+    fabric.stop();
+    log.info('fabric stopped');
+    return 0;
+  },
+});
