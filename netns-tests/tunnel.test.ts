@@ -102,7 +102,13 @@ describe('encrypted L2 tunnel (tenant ⟷ SP)', () => {
   it('TCP and UDP (iperf3) work through the tunnel', async () => {
     const server = cloud.spawn('iperf3', ['-s', '-1', '--forceflush', '-B', '198.51.100.2'], 'iperf3-server');
     await waitFor('iperf3 server', () => server.stdout.includes('listening'));
+    const syns = await cloud.capture('eth0', ['tcp[tcpflags] & tcp-syn != 0']);
     const tcp = await prod.exec('iperf3', ['-c', '198.51.100.2', '-t', '2', '-J'], { timeoutMs: 30_000 });
+    await syns.stop();
+    // The SP appliance clamped the SYN's MSS (1460 from the host) so a full segment fits one WAN datagram.
+    const pureSyns = (await syns.lines(['-v', 'tcp[tcpflags] == tcp-syn'])).join('\n');
+    expect(pureSyns).toMatch(/mss 1380/);
+    expect(pureSyns).not.toMatch(/mss 1460/);
     const tcpRes = JSON.parse(tcp.stdout) as { end: { sum_received: { bytes: number } } };
     expect(tcpRes.end.sum_received.bytes).toBeGreaterThan(1_000_000);
     await server.wait();
