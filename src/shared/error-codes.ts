@@ -55,6 +55,10 @@ export const ERROR_CODES = {
   NFT_MISSING: { status: 500, summary: 'the nft command could not be run: nftables is not installed' },
   NFT_APPLY_FAILED: { status: 500, summary: 'nft refused a ruleset; the previous ruleset stays in place' },
   NFT_READ_FAILED: { status: 500, summary: "an appliance's nftables tables could not be listed or parsed" },
+  // Segment modes, gateway takeover, public IP rules (src/appliance/modes.ts, gateway.ts)
+  CONNTRACK_FAILED: { status: 500, summary: 'a ctnetlink request (list or delete connection tracking entries) failed' },
+  SYSCTL_FAILED: { status: 500, summary: 'a kernel setting under /proc/sys (IP forwarding) could not be written' },
+  APPLY_NEEDS_RESTART: { status: 409, summary: 'a runtime change touches a part of the config that takes a restart; nothing was changed' },
   // Tunnel
   LOW_ORDER_KEY: { status: 400, summary: 'a peer public key is a low-order X25519 point' },
   INVALID_KEY: { status: 400, summary: 'a key is not 32 bytes of base64' },
