@@ -52,6 +52,17 @@ export function arpRequest(senderMac: string, senderIp: string, targetIp: string
   return f;
 }
 
+/**
+ * A gratuitous ARP (an ARP announcement, RFC 5227 §2.3): a broadcast request
+ * with sender and target IP both `ip` and a zero target MAC, from `mac`.
+ * Neighbours that have an entry for `ip` replace its MAC with `mac` (Linux
+ * does this whatever `arp_accept` says, unless the entry changed within the
+ * last `locktime`, 1 s by default: send it more than once).
+ */
+export function arpAnnouncement(mac: string, ip: string): Uint8Array {
+  return arpRequest(mac, ip, ip);
+}
+
 export interface EthernetHeader {
   dst: string;
   src: string;
