@@ -35,6 +35,7 @@ class FakeNft {
   };
 
   private handle(args: string[], input: string | undefined): NftResult {
+    if (args[0] === '-c') return this.failApply !== undefined ? { code: 1, stdout: '', stderr: this.failApply } : { code: 0, stdout: '', stderr: '' };
     if (args[0] === '-f') {
       if (this.failApply !== undefined) return { code: 1, stdout: '', stderr: this.failApply };
       const script = input ?? '';
@@ -115,6 +116,17 @@ describe('NftApplier with a fake nft', () => {
     );
     expect((err as NftApplyError).stderr).toBe(nft.failApply);
     expect(lines.some((l) => l.includes('nft ruleset refused'))).toBe(true);
+  });
+
+  it('check runs nft -c -f - with the tagged script, changes nothing, and reports a refusal', async () => {
+    const nft = new FakeNft();
+    const a = new NftApplier('t1', { runner: nft.runner });
+    await a.check(STATE);
+    expect(nft.calls).toEqual([{ args: ['-c', '-f', '-'], input: renderRuleset(STATE, { tag: rulesetDigest(renderRuleset(STATE)) }) }]);
+    expect(nft.tags.size).toBe(0);
+    nft.failApply = 'Error: syntax error\n';
+    await expect(a.check(STATE)).rejects.toThrow('nft refused the ruleset check of nea_t1, previous ruleset kept: Error: syntax error');
+    await expect(a.check({ ...STATE, appliance: 't2' })).rejects.toThrow(ValidationError);
   });
 
   it('refuses a state of another appliance and an invalid state before running nft', async () => {

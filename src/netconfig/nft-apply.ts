@@ -222,6 +222,21 @@ export class NftApplier {
   }
 
   /**
+   * Ask the kernel whether it would take `desired`'s ruleset, changing
+   * nothing (`nft -c -f -`: nft builds the whole batch and the kernel
+   * validates it, then it is aborted). Throws ValidationError on an invalid
+   * state and NftApplyError (`ruleset check`) when nft refuses the script.
+   */
+  async check(desired: DesiredFirewall): Promise<void> {
+    if (desired.appliance !== this.applianceId) {
+      throw new ValidationError(`desired firewall is for appliance "${desired.appliance}", this applier manages "${this.applianceId}"`);
+    }
+    const script = renderRuleset(desired, { tag: rulesetDigest(renderRuleset(desired)) });
+    const r = await this.run(['-c', '-f', '-'], script);
+    if (r.code !== 0) throw new NftApplyError(this.table, r.stderr, 'ruleset check');
+  }
+
+  /**
    * The digest both tables carry, or undefined when either is missing, has
    * no tag, or the two differ (a state nea did not leave them in).
    */

@@ -109,6 +109,7 @@ describe('normalizeFirewall', () => {
     ['extend without clamp', withSegment({ mode: 'extend' }), /extend segment needs its MSS clamp/],
     ['extend without ports', withSegment({ mode: 'extend', mss: MSS, ports: [] }), /extend segment needs its bridge ports/],
     ['isolated without ports', withSegment({ mode: 'isolated', ports: [] }), /isolated segment needs its bridge ports/],
+    ['tunnel port not a port', withSegment({ tunnelPorts: ['tap-x'] }), /segment s: tunnel port tap-x is not one of its ports/],
     ['gateway without subnets', withSegment({ subnets: [] }), /gateway segment needs its subnets/],
     ['internet without external', noExternal(withSegment({ internet: true })), /segment s has internet but the appliance has no external interface/],
     ['bad clamp', withSegment({ mss: { ipv4: 100, ipv6: 1360 } }), /segment s: IPv4 MSS 100/],

@@ -34,10 +34,18 @@ export interface FirewallSegment {
    */
   ports?: string[];
   /**
+   * The ports among `ports` that lead to the tunnel (the segment's TAP). In
+   * `gateway` mode no frame enters or leaves the segment through them, the
+   * appliance's own included: production is cut off at L2 while the
+   * appliance is the segment's gateway (docs/modes.md). Default none.
+   */
+  tunnelPorts?: string[];
+  /**
    * - `extend`: bridged to production through the tunnel; TCP MSS clamped on
    *   SYNs entering from any port; the appliance forwards nothing at L3.
    * - `gateway`: the appliance is the segment's router: internet (if flagged),
-   *   public IP rules and inter-segment routing apply.
+   *   public IP rules and inter-segment routing apply; the `tunnelPorts` are
+   *   cut off.
    * - `isolated`: nothing crosses the bridge between ports, nothing is routed.
    */
   mode: SegmentMode;
@@ -161,6 +169,7 @@ export interface NormSegment {
   name: string;
   bridge: string;
   ports: string[];
+  tunnelPorts: string[];
   mode: SegmentMode;
   internet: boolean;
   subnets: Prefix[];
@@ -250,6 +259,10 @@ export function normalizeFirewall(d: DesiredFirewall): NormFirewall {
     claimLink(s.bridge, `bridge of ${what}`);
     const ports = s.ports ?? [];
     for (const p of ports) claimLink(p, `port of ${what}`);
+    const tunnelPorts = s.tunnelPorts ?? [];
+    for (const p of tunnelPorts) {
+      if (!ports.includes(p)) throw new ValidationError(`${what}: tunnel port ${p} is not one of its ports (${ports.join(', ') || 'none'})`);
+    }
     const subnets = (s.subnets ?? []).map((c) => toPrefix(c, `${what} subnet`));
     const seen = new Set<string>();
     for (const p of subnets) {
@@ -267,7 +280,7 @@ export function normalizeFirewall(d: DesiredFirewall): NormFirewall {
       if (subnets.length === 0) throw new ValidationError(`${what}: a gateway segment needs its subnets`);
       if (internet && !external) throw new ValidationError(`${what} has internet but the appliance has no external interface`);
     }
-    const seg: NormSegment = { name, bridge: s.bridge, ports: [...ports], mode: s.mode, internet, subnets, mss };
+    const seg: NormSegment = { name, bridge: s.bridge, ports: [...ports], tunnelPorts: [...new Set(tunnelPorts)], mode: s.mode, internet, subnets, mss };
     segments.push(seg);
     byName.set(name, seg);
   }

@@ -17,7 +17,8 @@ export const EXAMPLE_FIREWALL: DesiredFirewall = {
     // Partial failover: bridged to production, MSS clamped for a 1500-byte WAN.
     { name: 'lan', bridge: 'br-lan', ports: ['tap-lan', 'cloud-lan'], mode: 'extend', mss: { ipv4: wan1500.ipv4, ipv6: wan1500.ipv6 }, internet: true, subnets: ['10.1.0.0/24'] },
     // Full failover: the appliance is the gateway, with internet.
-    { name: 'web', bridge: 'br-web', ports: ['tap-web', 'cloud-web'], mode: 'gateway', internet: true, subnets: ['10.2.0.1/24', 'fd00:2::1/64'] },
+    // Production is cut off at the tunnel port while the appliance is the gateway.
+    { name: 'web', bridge: 'br-web', ports: ['tap-web', 'cloud-web'], tunnelPorts: ['tap-web'], mode: 'gateway', internet: true, subnets: ['10.2.0.1/24', 'fd00:2::1/64'] },
     // Full failover, no internet; reachable through a whole-address mapping.
     { name: 'db', bridge: 'br-db', ports: ['tap-db'], mode: 'gateway', subnets: ['10.3.0.0/24'] },
     { name: 'lab', bridge: 'br-lab', ports: ['tap-lab'], mode: 'isolated' },

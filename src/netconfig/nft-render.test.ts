@@ -138,7 +138,14 @@ table bridge nea_acme {
 		type filter hook forward priority filter; policy accept;
 		iifname { "tap-lan", "cloud-lan" } ether type ip tcp flags syn tcp option maxseg size > 1380 counter tcp option maxseg size set 1380 comment "mss-lan-v4"
 		iifname { "tap-lan", "cloud-lan" } ether type ip6 tcp flags syn tcp option maxseg size > 1360 counter tcp option maxseg size set 1360 comment "mss-lan-v6"
+		iifname "tap-web" counter drop comment "cut-web-in"
+		oifname "tap-web" counter drop comment "cut-web-out"
 		iifname "tap-lab" counter drop comment "isolated-lab"
+	}
+
+	chain output {
+		type filter hook output priority filter; policy accept;
+		oifname "tap-web" counter drop comment "cut-web-local"
 	}
 }
 
@@ -235,6 +242,33 @@ describe('renderRuleset: chains by case', () => {
           'iifname != { "br-a", "br-b" } oifname != { "br-a", "br-b" } counter accept comment "not-ours"',
           'iifname "br-a" oifname "br-a" counter accept comment "bridged-a"',
           'iifname "br-b" oifname "br-b" counter accept comment "bridged-b"',
+          'ct state invalid counter drop comment "invalid"',
+          ...FWD_TAIL,
+        ],
+        'inet prerouting': [],
+        'inet postrouting': [],
+      },
+    },
+    {
+      why: 'tunnel ports cut only in gateway mode: in and out at the bridge, and the appliance\'s own frames',
+      d: fw([
+        gateway('g', ['10.6.0.0/24'], { ports: ['tap-g', 'eth-g'], tunnelPorts: ['tap-g'] }),
+        extend('e', ['tap-e', 'eth-e'], { tunnelPorts: ['tap-e'] }),
+        { name: 'i', bridge: 'br-i', ports: ['tap-i'], tunnelPorts: ['tap-i'], mode: 'isolated' },
+      ]),
+      expect: {
+        'bridge forward': [
+          'iifname "tap-g" counter drop comment "cut-g-in"',
+          'oifname "tap-g" counter drop comment "cut-g-out"',
+          'iifname { "tap-e", "eth-e" } ether type ip tcp flags syn tcp option maxseg size > 1380 counter tcp option maxseg size set 1380 comment "mss-e-v4"',
+          'iifname { "tap-e", "eth-e" } ether type ip6 tcp flags syn tcp option maxseg size > 1360 counter tcp option maxseg size set 1360 comment "mss-e-v6"',
+          'iifname "tap-i" counter drop comment "isolated-i"',
+        ],
+        'bridge output': ['oifname "tap-g" counter drop comment "cut-g-local"'],
+        'inet forward': [
+          'iifname != { "br-g", "br-e", "br-i" } oifname != { "br-g", "br-e", "br-i" } counter accept comment "not-ours"',
+          'iifname "br-g" oifname "br-g" counter accept comment "bridged-g"',
+          'iifname "br-e" oifname "br-e" counter accept comment "bridged-e"',
           'ct state invalid counter drop comment "invalid"',
           ...FWD_TAIL,
         ],
@@ -422,8 +456,11 @@ describe('renderRuleset: contracts', () => {
       .toThrow(ValidationError);
   });
 
-  it('layout lists the four chains in order', () => {
+  it('layout lists the chains in order; the bridge output chain only when a gateway segment has tunnel ports', () => {
     expect(layoutRuleset(normalizeFirewall(EXAMPLE)).map((c) => `${c.family} ${c.chain}`))
+      .toEqual(['bridge forward', 'bridge output', 'inet forward', 'inet prerouting', 'inet postrouting']);
+    const noCut = { ...EXAMPLE, segments: EXAMPLE.segments.map((s) => ({ ...s, tunnelPorts: [] })) };
+    expect(layoutRuleset(normalizeFirewall(noCut)).map((c) => `${c.family} ${c.chain}`))
       .toEqual(['bridge forward', 'inet forward', 'inet prerouting', 'inet postrouting']);
   });
 });

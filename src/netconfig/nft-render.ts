@@ -8,6 +8,9 @@
  * table bridge nea_<id>        forward (filter, policy accept)
  *   extend segments:   clamp TCP MSS on SYNs entering from a port (IPv4, IPv6)
  *   isolated segments: drop every frame entering from a port
+ *   gateway segments:  drop every frame entering or leaving by a tunnel port
+ *                      output (filter, policy accept), only when needed: drop
+ *                      the appliance's own frames to a gateway segment's tunnel ports
  * table inet nea_<id>
  *   forward (filter, policy drop) — judges only packets in or out of the
  *     appliance's segment bridges, accepts the rest ("not-ours"), so several
@@ -36,7 +39,7 @@ export interface RenderedRule {
 
 export interface RenderedChain {
   family: 'bridge' | 'inet';
-  chain: 'forward' | 'prerouting' | 'postrouting';
+  chain: 'forward' | 'output' | 'prerouting' | 'postrouting';
   /** `type ... hook ... priority ...; policy ...;` */
   header: string;
   rules: RenderedRule[];
@@ -91,9 +94,19 @@ function bridgeForward(n: NormFirewall): RenderedRule[] {
       }
     } else if (s.mode === 'isolated') {
       rules.push({ name: `isolated-${s.name}`, text: `iifname ${names(s.ports)} counter drop` });
+    } else if (s.tunnelPorts.length > 0) {
+      rules.push({ name: `cut-${s.name}-in`, text: `iifname ${names(s.tunnelPorts)} counter drop` });
+      rules.push({ name: `cut-${s.name}-out`, text: `oifname ${names(s.tunnelPorts)} counter drop` });
     }
   }
   return rules;
+}
+
+/** Frames the appliance itself sends into a bridge (ARP, routed packets) must not reach a cut tunnel port either. */
+function bridgeOutput(n: NormFirewall): RenderedRule[] {
+  return n.segments
+    .filter((s) => s.mode === 'gateway' && s.tunnelPorts.length > 0)
+    .map((s) => ({ name: `cut-${s.name}-local`, text: `oifname ${names(s.tunnelPorts)} counter drop` }));
 }
 
 function ruleMatchTarget(r: NormRule): string {
@@ -189,8 +202,10 @@ export function layoutRuleset(n: NormFirewall): RenderedChain[] {
   const seg = (name: string): NormSegment => byName.get(name)!;
   // Public IP rules act only while their segment is in gateway mode.
   const active = n.rules.filter((r) => seg(r.segment).mode === 'gateway');
+  const output = bridgeOutput(n);
   const chains: RenderedChain[] = [
     { family: 'bridge', chain: 'forward', header: 'type filter hook forward priority filter; policy accept;', rules: bridgeForward(n) },
+    ...(output.length > 0 ? [{ family: 'bridge', chain: 'output', header: 'type filter hook output priority filter; policy accept;', rules: output } as const] : []),
     { family: 'inet', chain: 'forward', header: 'type filter hook forward priority filter; policy drop;', rules: inetForward(n, active, seg) },
     { family: 'inet', chain: 'prerouting', header: 'type nat hook prerouting priority dstnat; policy accept;', rules: inetPrerouting(active) },
     { family: 'inet', chain: 'postrouting', header: 'type nat hook postrouting priority srcnat; policy accept;', rules: inetPostrouting(n, active) },
