@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { isGroupMac, LOCAL_PORT, macKey, macKeyString, MacTable } from './mactable.js';
+import { describe, expect, it, vi } from 'vitest';
+import { FULL_SWEEP_INTERVAL_MS, isGroupMac, LOCAL_PORT, macKey, macKeyString, MacTable } from './mactable.js';
 
 const mac = (s: string): Uint8Array => Uint8Array.from(s.split(':').map((h) => parseInt(h, 16)));
 
@@ -27,6 +27,19 @@ describe('MacTable', () => {
     expect(t.size).toBe(100);
     expect(t.counters.refused).toBe(10_000 - 99);
     expect(t.lookup(7, 2)).toBe(2);
+  });
+
+  it('a full table sweeps for aged-out MACs at most once a second, however hard it is flooded', () => {
+    const t = new MacTable({ maxEntries: 1000, ageingMs: 5000 });
+    for (let m = 0; m < 1000; m++) t.learn(m, LOCAL_PORT, 0);
+    const sweep = vi.spyOn(t, 'sweep');
+    for (let m = 10_000; m < 110_000; m++) t.learn(m, 1, 10 + (m % 500));
+    expect(sweep).toHaveBeenCalledTimes(1);
+    expect(t.counters.refused).toBe(100_000);
+    // Once the old entries have aged out, the next sweep (a second later) makes room again.
+    expect(t.learn(200_000, 1, 5000 + FULL_SWEEP_INTERVAL_MS)).toBe('learnt');
+    expect(sweep).toHaveBeenCalledTimes(2);
+    expect(t.size).toBe(1);
   });
 
   it('tells a flap (fast move) from a real move, and counts both', () => {

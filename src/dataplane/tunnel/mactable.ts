@@ -4,7 +4,9 @@
  *
  * - Learning is capped (`maxEntries`): when full, a new MAC is not learnt
  *   (frames to it are flooded) and the refusal is counted — a MAC flood from
- *   one side cannot grow memory or evict established entries.
+ *   one side cannot grow memory or evict established entries. A full table
+ *   looks for aged-out entries at most once per FULL_SWEEP_INTERVAL_MS, so a
+ *   refusal costs O(1): a flood cannot turn the cap into a CPU sink.
  * - Entries age out after `ageingMs` without a frame from that MAC.
  * - A MAC that moves between ports within `flapWindowMs` is a flap (a loop
  *   or a duplicate MAC across sites); flaps are counted and reported to the
@@ -58,12 +60,16 @@ export function macKeyString(k: number): string {
 
 export type LearnResult = 'known' | 'learnt' | 'refused' | 'moved' | 'flap';
 
+/** Least time between two sweeps of a full table for aged-out entries, in ms. */
+export const FULL_SWEEP_INTERVAL_MS = 1000;
+
 export class MacTable {
   private readonly entries = new Map<number, Entry>();
   private readonly maxEntries: number;
   private readonly ageingMs: number;
   private readonly flapWindowMs: number;
   readonly counters: MacTableCounters = { learnt: 0, refused: 0, flaps: 0, moves: 0 };
+  private lastFullSweep = Number.NEGATIVE_INFINITY;
 
   constructor(opts: MacTableOptions = {}) {
     this.maxEntries = opts.maxEntries ?? 4096;
@@ -94,7 +100,10 @@ export class MacTable {
       return 'moved';
     }
     if (this.entries.size >= this.maxEntries) {
-      this.sweep(now);
+      if (now - this.lastFullSweep >= FULL_SWEEP_INTERVAL_MS) {
+        this.lastFullSweep = now;
+        this.sweep(now);
+      }
       if (this.entries.size >= this.maxEntries) {
         this.counters.refused++;
         return 'refused';
