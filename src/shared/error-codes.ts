@@ -63,6 +63,27 @@ export const ERROR_CODES = {
   LOW_ORDER_KEY: { status: 400, summary: 'a peer public key is a low-order X25519 point' },
   INVALID_KEY: { status: 400, summary: 'a key is not 32 bytes of base64' },
   DUPLICATE_PEER: { status: 409, summary: 'a peer with that public key exists' },
+  // Appliance state, management API and pairing (src/appliance/state.ts, credentials.ts, api/)
+  STATE_INVALID: { status: 500, summary: 'the state file and its previous copy are both refused (damaged or invalid); the appliance does not start' },
+  API_AUTH_REQUIRED: { status: 401, summary: 'the request has no bearer token (Authorization: Bearer ...)' },
+  API_AUTH_INVALID: { status: 401, summary: 'the bearer token is not one this appliance issued' },
+  API_TOKEN_REVOKED: { status: 403, summary: 'the bearer token was revoked' },
+  API_FORBIDDEN: { status: 403, summary: "the token's scope does not allow this request (a read token writing)" },
+  API_NOT_FOUND: { status: 404, summary: 'no such route or resource' },
+  API_CONFLICT: { status: 409, summary: "the change contradicts the appliance's state (e.g. deleting a segment a peer carries, an id in the path and body that differ)" },
+  API_PRECONDITION_FAILED: { status: 412, summary: 'If-Match / If-None-Match does not hold: someone else changed the resource; read it again' },
+  API_BODY_TOO_LARGE: { status: 413, summary: "the request body exceeds the API's body limit" },
+  API_UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'the request body is not application/json' },
+  API_RATE_LIMITED: { status: 429, summary: 'too many requests from this client; retry after the time in retry-after' },
+  API_INTERNAL: { status: 500, summary: 'the appliance failed while handling a valid request; see its log' },
+  API_UNREACHABLE: { status: 503, summary: "a client could not reach an appliance's API (connection refused, timeout, TLS failure)" },
+  API_PIN_MISMATCH: { status: 502, summary: "the appliance's TLS certificate does not have the pinned SHA-256 fingerprint; nothing was sent" },
+  PAIRING_TOKEN_INVALID: { status: 401, summary: 'not a pairing token of this appliance (malformed, bad signature or unknown)' },
+  PAIRING_TOKEN_USED: { status: 410, summary: 'the pairing token was already redeemed (tokens are single use)' },
+  PAIRING_TOKEN_EXPIRED: { status: 410, summary: "the pairing token's lifetime is over" },
+  PAIRING_TOKEN_REVOKED: { status: 410, summary: 'the pairing token was revoked' },
+  PAIRING_WRONG_ROLE: { status: 409, summary: 'pairing tokens are minted by an SP appliance and redeemed by a tenant appliance' },
+  PAIRING_FAILED: { status: 502, summary: 'the SP appliance refused or could not be reached during pairing; the detail says why' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
