@@ -136,7 +136,8 @@ export class Netns {
 
   /** Start a packet capture on `ifname`; resolves once tcpdump is listening. */
   async capture(ifname: string, filter: readonly string[] = []): Promise<Capture> {
-    const file = join(this.topo.workdir, `${ifname}-${this.topo.captures.length}.pcap`);
+    // Named from a counter taken before any await: concurrent captures never share a file.
+    const file = join(this.topo.workdir, `${ifname}-${this.topo.nextCaptureId()}.pcap`);
     const proc = this.spawn('tcpdump', ['-i', ifname, '--immediate-mode', '-U', '-n', '-s', '0', '-w', file, ...filter], 'tcpdump');
     await waitFor(`tcpdump listening on ${ifname}`, () => proc.stderr.includes('listening on') || !proc.running, { timeoutMs: 10_000 });
     if (!proc.running) throw new Error(`tcpdump on ${ifname} exited: ${proc.stderr.trim()}`);
@@ -195,6 +196,7 @@ export class Topology {
   readonly runId = newRunId();
   readonly workdir: string;
   readonly captures: Capture[] = [];
+  private captureIds = 0;
   private readonly namespaces: Netns[] = [];
   private readonly procs: NsProcess[] = [];
 
@@ -202,6 +204,11 @@ export class Topology {
     this.workdir = mkdtempSync(join(tmpdir(), `nea-${scenario}-`));
     liveTopologies.add(this);
     installExitHooks();
+  }
+
+  /** A number for a capture file, unique in this run. */
+  nextCaptureId(): number {
+    return this.captureIds++;
   }
 
   /** Full name of a namespace of this run. */
