@@ -10,7 +10,7 @@ describe('appliance config', () => {
 
   it.each([
     [{ ...good, role: 'router' }, 'f: role: must be "sp" or "tenant", got "router"'],
-    [{ ...good, extra: 1 }, 'f: extra: unknown field (allowed: role, name, privateKey, vlanDevices, tunnel, segments)'],
+    [{ ...good, extra: 1 }, 'f: extra: unknown field (allowed: role, name, privateKey, vlanDevices, tunnel, segments, external, publicRules, routeBetweenSegments)'],
     [{ ...good, name: '' }, 'f: name: must be 1-63'],
     [{ ...good, segments: {} }, 'f: segments: must be an array'],
     [{ ...good, segments: [{ id: 0, name: 'x' }] }, 'f: segments[0].id: must be an integer from 1 to 4094'],

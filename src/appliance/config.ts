@@ -9,6 +9,10 @@ import { decodeKey } from '../dataplane/wg/crypto.js';
 import { parseAddress, type Endpoint } from '../dataplane/wg/endpoint.js';
 import { isVlanId } from '../protocol/vlan.js';
 import { ValidationError } from '../shared/errors.js';
+import {
+  APPLIANCE_MODE_FIELDS, MANAGEMENT_TCP_PORT, SEGMENT_MODE_FIELDS, parseApplianceModes, parseSegmentModes,
+  type ApplianceModeConfig, type SegmentModeConfig,
+} from './modes.js';
 
 /** Default most MACs learnt per segment. */
 export const DEFAULT_MAC_LIMIT = 4096;
@@ -27,7 +31,8 @@ export type SegmentBacking =
   | { kind: 'access'; interface: string }
   | { kind: 'vlan'; trunk: string; vlan: number };
 
-export interface SegmentConfig {
+/** Segment fields; `mode`, `internet` and `gateway` are in modes.ts. */
+export interface SegmentConfig extends SegmentModeConfig {
   /** Segment id, 1..4094: the tenant network's id end to end, the same on both appliances. */
   id: number;
   /** Human name of the production network. */
@@ -81,7 +86,8 @@ export interface TunnelConfig {
   l3?: { device: string; addresses: string[] };
 }
 
-export interface ApplianceConfig {
+/** Top-level fields; `external`, `publicRules` and `routeBetweenSegments` are in modes.ts. */
+export interface ApplianceConfig extends ApplianceModeConfig {
   role: ApplianceRole;
   /** Appliance name, shown in status and logs. */
   name: string;
@@ -112,7 +118,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /** Validate parsed JSON as an appliance configuration; `file` names the source in errors. */
 export function parseApplianceConfig(raw: unknown, file = 'config'): ApplianceConfig {
   if (!isObject(raw)) fail(file, '(top level)', 'must be a JSON object');
-  checkKeys(file, '', raw, ['role', 'name', 'privateKey', 'vlanDevices', 'tunnel', 'segments']);
+  checkKeys(file, '', raw, ['role', 'name', 'privateKey', 'vlanDevices', 'tunnel', 'segments', ...APPLIANCE_MODE_FIELDS]);
   const { role, name, segments } = raw;
   if (role !== 'sp' && role !== 'tenant') fail(file, 'role', `must be "sp" or "tenant", got ${JSON.stringify(role)}`);
   if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) {
@@ -126,12 +132,12 @@ export function parseApplianceConfig(raw: unknown, file = 'config'): ApplianceCo
   const out: SegmentConfig[] = segments.map((s: unknown, i) => {
     const at = `segments[${i}]`;
     if (!isObject(s)) fail(file, at, 'must be an object');
-    checkKeys(file, at, s, ['id', 'name', 'backing', 'uplink']);
+    checkKeys(file, at, s, ['id', 'name', 'backing', 'uplink', ...SEGMENT_MODE_FIELDS]);
     if (typeof s.id !== 'number' || !Number.isInteger(s.id) || s.id < 1 || s.id > 4094) fail(file, `${at}.id`, 'must be an integer from 1 to 4094');
     if (seen.has(s.id)) fail(file, `${at}.id`, `duplicate segment id ${s.id}`);
     seen.add(s.id);
     if (typeof s.name !== 'string' || s.name.length < 1 || s.name.length > 63) fail(file, `${at}.name`, 'must be a string of 1-63 characters');
-    const seg: SegmentConfig = { id: s.id, name: s.name };
+    const seg: SegmentConfig = { id: s.id, name: s.name, ...parseSegmentModes(file, at, s, role) };
     if (s.uplink !== undefined && s.backing !== undefined) fail(file, `${at}.uplink`, 'give either uplink or backing, not both (uplink is the older spelling of an access backing)');
     if (s.uplink !== undefined) {
       if (typeof s.uplink !== 'string' || !IFNAME.test(s.uplink)) fail(file, `${at}.uplink`, 'must be an interface name (1-15 letters, digits, "_", "." or "-")');
@@ -167,6 +173,7 @@ export function parseApplianceConfig(raw: unknown, file = 'config'): ApplianceCo
   }
   if (raw.privateKey !== undefined) cfg.privateKey = checkKey(file, 'privateKey', raw.privateKey);
   if (raw.tunnel !== undefined) cfg.tunnel = parseTunnel(file, raw.tunnel, seen);
+  Object.assign(cfg, parseApplianceModes(file, raw, cfg, { managementTcp: MANAGEMENT_TCP_PORT, tunnelUdp: cfg.tunnel?.listenPort ?? 51820 }));
   return cfg;
 }
 

@@ -4,11 +4,13 @@
  * Start, in order: decide how VLAN backings are made (kernel 802.1Q devices
  * or user space, segments.ts); open each segment's TAP (the local port the
  * tunnel will use) and, for user-space VLANs, each VLAN port; reconcile the
- * kernel (per segment a bridge holding the TAP and the backing's port, all
- * up, no addresses); apply the firewall; start the trunks (user space: the
+ * kernel and apply the firewall with the segments' modes (gateway.ts: per
+ * segment a bridge holding the TAP and the backing's port, all up, an address
+ * only in gateway mode); start the trunks (user space: the
  * VLAN trunk; kernel devices: the trunk monitor); start the tunnel; write the
  * status file every `statusIntervalMs`. Stop, in reverse. A failed start
- * stops what started, so nothing is left half-open.
+ * stops what started, so nothing is left half-open. `apply(config)` changes
+ * modes and public IP rules at run time without touching the tunnel.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,14 +24,15 @@ import { VlanTrunk, type TrunkStatus } from '../dataplane/vlan/trunk.js';
 import { openTunnelSocket } from '../dataplane/tunnel/udp-socket.js';
 import { decodeKey, encodeKey, publicKeyOf } from '../dataplane/wg/crypto.js';
 import { Netlink } from '../netconfig/netlink.js';
-import { reconcile } from '../netconfig/reconcile.js';
-import { NftApplier } from '../netconfig/nft-apply.js';
+import { NftApplier, spawnNft } from '../netconfig/nft-apply.js';
 import type { DesiredFirewall } from '../netconfig/nft-desired.js';
 import { computeMssClamp } from '../netconfig/nft-mss.js';
 import { writeFileAtomic } from '../shared/atomic-file.js';
+import { NeaError } from '../shared/errors.js';
 import { Lifecycle } from '../shared/lifecycle.js';
 import type { Logger } from '../shared/log.js';
 import { parseEndpoint, segmentBacking, segmentLinkNames, type ApplianceConfig, type SegmentBacking } from './config.js';
+import { ModeController, kernelEffects, type ModeApplyReport, type ModesStatus } from './gateway.js';
 import { loadOrCreatePrivateKey } from './keys.js';
 import { bridgedPort, chooseVlanImplementation, desiredNetwork, trunkPlans, type VlanImplementation } from './segments.js';
 
@@ -42,6 +45,8 @@ export interface ApplianceOptions {
   log: Logger;
   /** Interval between status file writes, in ms; default 1000. */
   statusIntervalMs?: number;
+  /** The nft executable; default `nft` on PATH. */
+  nftPath?: string;
 }
 
 export interface SegmentStatus {
@@ -70,6 +75,8 @@ export interface ApplianceStatus {
   vlanDevices: VlanImplementation | null;
   /** VLAN trunks: frames, drops by reason (untagged, foreign-tpid, foreign-vlan, double-tagged, runt) and per-VLAN counters. */
   trunks: TrunkStatus[];
+  /** Segment modes, public IP rules and the last apply (gateway.ts); null before the kernel step. */
+  network: ModesStatus | null;
   pid: number;
   startedAt: string;
   updatedAt: string;
@@ -113,6 +120,7 @@ export class Appliance {
   private readonly trunks: (VlanTrunk | TrunkMonitor)[] = [];
   private vlanImpl: VlanImplementation | null = null;
   private l3: PacketDevice | undefined;
+  private modes: ModeController | undefined;
   private engine: TunnelEngine | undefined;
   private privateKey: Uint8Array | undefined;
   private netlink: Netlink | undefined;
@@ -164,19 +172,14 @@ export class Appliance {
       })
       .add({
         name: 'kernel',
+        // Links, addresses, routes, kernel settings and the ruleset, in the order of gateway.ts.
         start: async () => {
-          const changes = await reconcile(this.netlink!, desiredNetwork(config, this.vlanImpl ?? 'userspace'), { log: log.child('netconfig') });
-          log.info('kernel reconciled', { changes: changes.length });
+          this.modes = this.createModeController();
+          const r = await this.modes.apply(config);
+          log.info('kernel reconciled', { changes: r.kernelChanges, firewallChanged: r.firewallChanged });
         },
-        stop: () => { /* links stay configured; the TAPs vanish when closed */ },
-      })
-      .add({
-        name: 'firewall',
-        start: async () => {
-          const r = await new NftApplier(firewallId(config.name), { log: log.child('nft') }).apply(desiredFirewall(config));
-          log.info('firewall applied', { changed: r.changed });
-        },
-        stop: () => { /* the ruleset stays, like the links; a restart re-applies it */ },
+        // Links, addresses and the ruleset stay; the TAPs vanish when closed; a restart re-applies.
+        stop: () => { this.modes?.stop(); },
       })
       .add({
         name: 'trunks',
@@ -245,6 +248,33 @@ export class Appliance {
     return this.lifecycle.start();
   }
 
+  /** The network side (gateway.ts): segment modes, gateway takeover, public IP rules. */
+  private createModeController(): ModeController {
+    const { config, log, nftPath } = this.opts;
+    const firewall = new NftApplier(firewallId(config.name), { log: log.child('nft'), ...(nftPath !== undefined && { runner: spawnNft({ nftPath }) }) });
+    return new ModeController({
+      baseNetwork: (c) => desiredNetwork(c, this.vlanImpl ?? 'userspace'),
+      baseFirewall: desiredFirewall,
+      bridgeOf: (id) => segmentLinkNames(id).bridge,
+      tunnelPortOf: (id) => segmentLinkNames(id).tap,
+      effects: kernelEffects({ netlink: this.netlink!, firewall, log: log.child('netconfig') }),
+      log: log.child('modes'),
+    });
+  }
+
+  /**
+   * Apply a changed config at run time, without touching the tunnel: segment
+   * modes, internet, gateway addresses, the external section, public IP
+   * rules, routing between segments (docs/modes.md). Any other change is
+   * refused (APPLY_NEEDS_RESTART); a refused or failed apply leaves the
+   * running state as it was. `next` may be a function that reads it (it
+   * runs when earlier applies are done; what it throws counts as a refusal).
+   */
+  apply(next: ApplianceConfig | (() => ApplianceConfig)): Promise<ModeApplyReport> {
+    if (!this.modes) return Promise.reject(new NeaError('APPLY_NEEDS_RESTART', 'the appliance is not started: start it with this config instead'));
+    return this.modes.apply(next);
+  }
+
   /**
    * Per trunk: with user-space VLANs, GRO/LRO off (a packet socket must see
    * frames as they are on the wire) and a VlanTrunk joining the trunk's
@@ -307,6 +337,7 @@ export class Appliance {
       tunnel: this.engine ? this.engine.status() : null,
       vlanDevices: this.vlanImpl,
       trunks: this.trunks.map((t) => t.status()),
+      network: this.modes?.status() ?? null,
       pid: process.pid, startedAt: this.startedAt, updatedAt: new Date().toISOString(), segments,
     };
   }

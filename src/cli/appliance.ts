@@ -25,7 +25,7 @@ export function parse(args: string[], options: Options): ReturnType<typeof parse
 
 register({
   path: ['appliance', 'run'],
-  summary: 'run one appliance (role sp or tenant) until SIGTERM',
+  summary: 'run one appliance (role sp or tenant) until SIGTERM; SIGHUP re-reads the config',
   usage: 'nea appliance run --config FILE [--state-dir DIR] [--netns NAME]',
   async run(args) {
     const v = parse(args, { config: { type: 'string' }, 'state-dir': { type: 'string' }, netns: { type: 'string' } });
@@ -35,14 +35,27 @@ register({
     const config = loadApplianceConfig(v.config);
     const stateDir = typeof v['state-dir'] === 'string' ? v['state-dir'] : DEFAULT_STATE_DIR;
     const log = createLogger().child(`appliance:${config.name}`);
-    const app = new Appliance({ config, stateDir, log });
+    // NEA_NFT: the nft executable (default nft on PATH); the netns tests use it to inject a failing ruleset.
+    const nftPath = process.env.NEA_NFT;
+    const app = new Appliance({ config, stateDir, log, ...(nftPath !== undefined && nftPath !== '' && { nftPath }) });
     await app.start();
     log.info('appliance running', { role: config.role, segments: config.segments.length, status: app.statusFile });
+    // SIGHUP: re-read the config and apply what changes at run time (modes, public IP rules, ...);
+    // a refused or failed change is logged and shown in the status, and the appliance runs on as it was.
+    const configFile = v.config;
+    const onHangup = (): void => {
+      log.info('reloading the config', { file: configFile });
+      app.apply(() => loadApplianceConfig(configFile)).catch((e: unknown) => {
+        log.error('config not applied; running as before', { error: e instanceof Error ? e.message : String(e) });
+      });
+    };
+    process.on('SIGHUP', onHangup);
     await new Promise<void>((resolve) => {
       const onSignal = (sig: string): void => { log.info('stopping', { signal: sig }); resolve(); };
       process.once('SIGTERM', onSignal);
       process.once('SIGINT', onSignal);
     });
+    process.off('SIGHUP', onHangup);
     await app.stop();
     log.info('stopped');
     return 0;
