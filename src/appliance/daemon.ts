@@ -336,10 +336,23 @@ export class Appliance {
       publicKey: this.privateKey ? encodeKey(publicKeyOf(this.privateKey)) : '',
       tunnel: this.engine ? this.engine.status() : null,
       vlanDevices: this.vlanImpl,
-      trunks: this.trunks.map((t) => t.status()),
+      trunks: await this.trunkStatus(),
       network: this.modes?.status() ?? null,
       pid: process.pid, startedAt: this.startedAt, updatedAt: new Date().toISOString(), segments,
     };
+  }
+
+  /** The trunks' status; with kernel VLAN devices, the per-VLAN frame counts are the devices' own (kernel counters). */
+  private async trunkStatus(): Promise<TrunkStatus[]> {
+    const out = this.trunks.map((t) => t.status());
+    if (this.vlanImpl !== 'kernel' || !this.netlink) return out;
+    for (const t of out) {
+      for (const p of t.ports) {
+        const st = await this.netlink.linkStats(p.port).catch(() => undefined);
+        if (st) { p.fromTrunk = Number(st.rxPackets); p.toTrunk = Number(st.txPackets); }
+      }
+    }
+    return out;
   }
 
   private async writeStatus(): Promise<void> {

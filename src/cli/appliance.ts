@@ -62,15 +62,27 @@ register({
   },
 });
 
+/** A segment's backing in a few characters: `vlan 110 on eth1`, `access eth2`, `-`. */
+function backingText(g: ApplianceStatus['segments'][number]): string {
+  const b = g.backing;
+  if (!b) return '-';
+  return b.kind === 'vlan' ? `vlan ${b.vlan} on ${b.trunk}` : `access ${b.interface}`;
+}
+
 /** Renders an appliance status as a short table for people. */
 export function formatStatus(s: ApplianceStatus): string {
   const rows = s.segments.map((g) =>
-    `  ${String(g.id).padStart(4)}  ${g.name.padEnd(14)} ${g.bridge.padEnd(11)} ${g.tap.padEnd(12)} ${(g.uplink ?? '-').padEnd(10)} ` +
+    `  ${String(g.id).padStart(4)}  ${g.name.padEnd(14)} ${g.bridge.padEnd(11)} ${g.tap.padEnd(12)} ${backingText(g).padEnd(22)} ` +
     `${String(g.local.rxFrames).padStart(9)} ${String(g.local.txFrames).padStart(9)}`);
+  const trunks = s.trunks.map((t) => {
+    const drops = Object.entries(t.drops).filter(([, n]) => n > 0).map(([why, n]) => `${why} ${n}`).join(', ');
+    return `  trunk ${t.trunk} (${t.implementation} VLANs ${t.vlans.join(',')}): rx ${t.rxFrames}, tx ${t.txFrames}, dropped: ${drops || 'none'}`;
+  });
   return [
     `appliance ${s.name} (role ${s.role}, pid ${s.pid}, up since ${s.startedAt})`,
-    `  ${'seg'.padStart(4)}  ${'network'.padEnd(14)} ${'bridge'.padEnd(11)} ${'local port'.padEnd(12)} ${'uplink'.padEnd(10)} ${'rx frames'.padStart(9)} ${'tx frames'.padStart(9)}`,
+    `  ${'seg'.padStart(4)}  ${'network'.padEnd(14)} ${'bridge'.padEnd(11)} ${'local port'.padEnd(12)} ${'backing'.padEnd(22)} ${'rx frames'.padStart(9)} ${'tx frames'.padStart(9)}`,
     ...rows,
+    ...trunks,
   ].join('\n');
 }
 

@@ -54,9 +54,9 @@ export interface VlanPortStatus {
   segment: number;
   /** The segment-side port (`nea-v<segment>` in user space, the VLAN device with kernel devices). */
   port: string;
-  /** Frames from the trunk written to the segment. */
+  /** Frames from the trunk written to the segment (with kernel devices: the VLAN device's received packets). */
   fromTrunk: number;
-  /** Frames from the segment sent on the trunk. */
+  /** Frames from the segment sent on the trunk (with kernel devices: the VLAN device's sent packets). */
   toTrunk: number;
   /** Drops by reason: `double-tagged`, `runt` (from the segment), `port-write-refused`, `trunk-send-refused`. */
   drops: Record<string, number>;
