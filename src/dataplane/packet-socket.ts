@@ -25,7 +25,8 @@
  * To open a socket in another network namespace, open it inside
  * `withNetns(name, () => openPacketSocket(...))` (src/netconfig/netns.ts).
  */
-import { COUNTER, PACKET_FLAG, native, type NativePacketSocket } from '../native/index.js';
+import { PACKET_FLAG, native, type NativePacketSocket } from '../native/index.js';
+import { BatchReader } from './batch-reader.js';
 import type { ErrorCode } from '../shared/error-codes.js';
 import { SystemError, ValidationError, isNativeErrnoError } from '../shared/errors.js';
 import {
@@ -153,17 +154,14 @@ class NativeTaggedBatch extends SlabBatch implements TaggedBatch {
 }
 
 /** The real {@link PacketSocket}: a thin typed layer over the addon's PacketSocket. */
-class NativePacketSocketDevice implements PacketSocket {
+class NativePacketSocketDevice extends BatchReader<NativeTaggedBatch> implements PacketSocket {
   readonly name: string;
   readonly batchSize: number;
   readonly slotSize: number;
   private readonly s: NativePacketSocket;
-  private readonly batch: NativeTaggedBatch;
-  private handler: TaggedBatchHandler | undefined;
-  private errorHandler: ((err: SystemError) => void) | undefined;
-  private current: DeviceState = 'idle';
 
   constructor(ifname: string, opts: PacketSocketOptions, rcvbuf: number) {
+    super();
     const o = resolveDeviceOptions({ batchSize: opts.batchSize ?? 64, slotSize: opts.slotSize ?? DEFAULT_SLOT_SIZE });
     const { PacketSocket } = native();
     try {
@@ -175,21 +173,7 @@ class NativePacketSocketDevice implements PacketSocket {
     this.name = this.s.name;
     this.batchSize = o.batchSize;
     this.slotSize = o.slotSize;
-    this.batch = new NativeTaggedBatch(this.s.slab, o.slotSize, this.s.lengths, this.s.tags);
-  }
-
-  get state(): DeviceState {
-    return this.current;
-  }
-
-  onBatch(handler: TaggedBatchHandler): void {
-    this.assertOpen('onBatch');
-    this.handler = handler;
-    if (this.current === 'idle') this.transition('reading');
-  }
-
-  onError(handler: (err: SystemError) => void): void {
-    this.errorHandler = handler;
+    this.attach(this.s, new NativeTaggedBatch(this.s.slab, o.slotSize, this.s.lengths, this.s.tags));
   }
 
   send(frame: Uint8Array, tag = 0): boolean {
@@ -208,54 +192,16 @@ class NativePacketSocketDevice implements PacketSocket {
     }
   }
 
-  pause(): void {
-    this.assertOpen('pause');
-    if (this.current === 'reading' || this.current === 'idle') this.transition('paused');
-  }
-
-  resume(): void {
-    this.assertOpen('resume');
-    if (this.current === 'paused') this.transition(this.handler ? 'reading' : 'idle');
-  }
-
-  close(): void {
-    if (this.current !== 'closed') this.transition('closed');
-  }
-
   counters(): PacketDeviceCounters {
-    const c = this.s.counters;
-    return {
-      rxFrames: c[COUNTER.rxFrames]!, rxBytes: c[COUNTER.rxBytes]!, rxBatches: c[COUNTER.rxBatches]!,
-      rxDrops: c[COUNTER.rxDrops]!, txFrames: c[COUNTER.txFrames]!, txBytes: c[COUNTER.txBytes]!,
-      txDrops: c[COUNTER.txDrops]!,
-    };
+    return this.nativeCounters();
   }
 
-  private transition(to: DeviceState): void {
-    const from = this.current;
-    this.current = to;
-    if (to === 'reading') this.s.resume();
-    else if (from === 'reading' && (to === 'paused' || to === 'idle')) this.s.pause();
-    else if (to === 'closed') this.s.close();
-  }
-
-  /** Hot path: called by the addon once per batch. */
-  private deliver(count: number): void {
-    this.batch.count = count;
-    this.handler!(this.batch);
-  }
-
-  private failed(err: Error): void {
-    if (this.current === 'reading') this.current = 'failed';
+  protected readError(err: Error): SystemError {
     const mapped = toPacketError('read', err);
-    const e = mapped instanceof SystemError ? mapped : new SystemError('PACKET_READ_FAILED', 'EIO', 'recvmmsg', err.message, { cause: err });
-    if (this.errorHandler) this.errorHandler(e);
-    else throw e;
+    return mapped instanceof SystemError ? mapped : new SystemError('PACKET_READ_FAILED', 'EIO', 'recvmmsg', err.message, { cause: err });
   }
 
-  private assertOpen(what: string): void {
-    if (this.current === 'closed') {
-      throw new SystemError('PACKET_CLOSED', 'EBADF', what, `${what}(): the packet socket on ${this.name} is closed`);
-    }
+  protected closedError(what: string): SystemError {
+    return new SystemError('PACKET_CLOSED', 'EBADF', what, `${what}(): the packet socket on ${this.name} is closed`);
   }
 }

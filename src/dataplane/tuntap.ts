@@ -16,17 +16,15 @@
  * To create a device in another network namespace, open it inside
  * `withNetns(name, () => openTap(...))` (src/netconfig/netns.ts).
  */
-import { COUNTER, native, type NativeTunTap } from '../native/index.js';
+import { native, type NativeTunTap } from '../native/index.js';
+import { BatchReader } from './batch-reader.js';
 import { SystemError, isNativeErrnoError } from '../shared/errors.js';
 import {
   DeviceWriteError,
   SlabBatch,
   checkIfName,
   resolveDeviceOptions,
-  type BatchHandler,
-  type DeviceErrorHandler,
   type DeviceKind,
-  type DeviceState,
   type PacketDevice,
   type PacketDeviceCounters,
   type PacketDeviceOptions,
@@ -110,16 +108,11 @@ export function openQueues(kind: DeviceKind, name: string, queues: number,
 }
 
 /** The real {@link PacketDevice}: a thin typed layer over the addon's TunTap. */
-class TunTapDevice implements PacketDevice {
+class TunTapDevice extends BatchReader<SlabBatch> implements PacketDevice {
   readonly name: string;
   readonly batchSize: number;
   readonly slotSize: number;
   private readonly q: NativeTunTap;
-  private readonly batch: SlabBatch;
-  private readonly counts: Float64Array;
-  private handler: BatchHandler | undefined;
-  private errorHandler: DeviceErrorHandler | undefined;
-  private current: DeviceState = 'idle';
 
   static open(kind: DeviceKind, name: string, opts: PacketDeviceOptions): TunTapDevice {
     checkIfName(kind, name);
@@ -127,6 +120,7 @@ class TunTapDevice implements PacketDevice {
   }
 
   private constructor(readonly kind: DeviceKind, name: string, opts: PacketDeviceOptions) {
+    super();
     const o = resolveDeviceOptions(opts);
     const { TunTap } = native();
     try {
@@ -138,22 +132,7 @@ class TunTapDevice implements PacketDevice {
     this.name = this.q.name;
     this.batchSize = o.batchSize;
     this.slotSize = o.slotSize;
-    this.batch = new SlabBatch(this.q.slab, o.slotSize, this.q.lengths);
-    this.counts = this.q.counters;
-  }
-
-  get state(): DeviceState {
-    return this.current;
-  }
-
-  onBatch(handler: BatchHandler): void {
-    this.assertOpen('onBatch');
-    this.handler = handler;
-    if (this.current === 'idle') this.transition('reading');
-  }
-
-  onError(handler: DeviceErrorHandler): void {
-    this.errorHandler = handler;
+    this.attach(this.q, new SlabBatch(this.q.slab, o.slotSize, this.q.lengths));
   }
 
   write(frame: Uint8Array): boolean {
@@ -172,55 +151,16 @@ class TunTapDevice implements PacketDevice {
     }
   }
 
-  pause(): void {
-    this.assertOpen('pause');
-    if (this.current === 'reading' || this.current === 'idle') this.transition('paused');
-  }
-
-  resume(): void {
-    this.assertOpen('resume');
-    if (this.current === 'paused') this.transition(this.handler ? 'reading' : 'idle');
-  }
-
-  close(): void {
-    if (this.current !== 'closed') this.transition('closed');
-  }
-
   counters(): PacketDeviceCounters {
-    const c = this.counts;
-    return {
-      rxFrames: c[COUNTER.rxFrames]!, rxBytes: c[COUNTER.rxBytes]!, rxBatches: c[COUNTER.rxBatches]!,
-      rxDrops: c[COUNTER.rxDrops]!, txFrames: c[COUNTER.txFrames]!, txBytes: c[COUNTER.txBytes]!,
-      txDrops: c[COUNTER.txDrops]!,
-    };
+    return this.nativeCounters();
   }
 
-  /** The one place the native poll is started or stopped. */
-  private transition(to: DeviceState): void {
-    const from = this.current;
-    this.current = to;
-    if (to === 'reading') this.q.resume();
-    else if (from === 'reading' && (to === 'paused' || to === 'idle')) this.q.pause();
-    else if (to === 'closed') this.q.close();
-  }
-
-  /** Hot path: called by the addon once per batch. */
-  private deliver(count: number): void {
-    this.batch.count = count;
-    this.handler!(this.batch);
-  }
-
-  private failed(err: Error): void {
-    if (this.current === 'reading') this.current = 'failed';
+  protected readError(err: Error): SystemError {
     const mapped = toTunError('read', err);
-    const e = mapped instanceof SystemError ? mapped : new SystemError('TUN_READ_FAILED', 'EIO', 'read', err.message, { cause: err });
-    if (this.errorHandler) this.errorHandler(e);
-    else throw e;
+    return mapped instanceof SystemError ? mapped : new SystemError('TUN_READ_FAILED', 'EIO', 'read', err.message, { cause: err });
   }
 
-  private assertOpen(what: string): void {
-    if (this.current === 'closed') {
-      throw new SystemError('TUN_CLOSED', 'EBADF', what, `${what}(): ${this.kind.toUpperCase()} ${this.name} is closed`);
-    }
+  protected closedError(what: string): SystemError {
+    return new SystemError('TUN_CLOSED', 'EBADF', what, `${what}(): ${this.kind.toUpperCase()} ${this.name} is closed`);
   }
 }

@@ -31,7 +31,8 @@
  * To open a socket in another network namespace, open it inside
  * `withNetns(name, () => openUdp(...))` (src/netconfig/netns.ts).
  */
-import { COUNTER, UDP_FLAG, native, type NativeUdpSocket } from '../native/index.js';
+import { UDP_FLAG, native, type NativeUdpSocket } from '../native/index.js';
+import { BatchReader } from './batch-reader.js';
 import type { ErrorCode } from '../shared/error-codes.js';
 import { SystemError, ValidationError, isNativeErrnoError } from '../shared/errors.js';
 import {
@@ -625,7 +626,7 @@ export function openUdp(opts: UdpOptions): UdpBatchSocket {
 }
 
 /** The real {@link UdpBatchSocket}: a thin typed layer over the addon's UdpSocket. */
-class NativeUdp implements UdpBatchSocket {
+class NativeUdp extends BatchReader<UdpSlabBatch> implements UdpBatchSocket {
   readonly family: 4 | 6;
   readonly local: Endpoint;
   readonly batchSize: number;
@@ -633,14 +634,10 @@ class NativeUdp implements UdpBatchSocket {
   readonly rcvbuf: number;
   readonly sndbuf: number;
   private readonly s: NativeUdpSocket;
-  private readonly batch: UdpSlabBatch;
-  private readonly counts: Float64Array;
   private readonly scratch = new SockAddr();
-  private handler: UdpBatchHandler | undefined;
-  private errorHandler: UdpErrorHandler | undefined;
-  private current: UdpSocketState = 'idle';
 
   constructor(o: ResolvedUdpOptions) {
+    super();
     const { UdpSocket } = native();
     const flags = (o.gso ? UDP_FLAG.gso : 0) | (o.gro ? UDP_FLAG.gro : 0);
     try {
@@ -655,22 +652,7 @@ class NativeUdp implements UdpBatchSocket {
     this.slotSize = o.slotSize;
     this.rcvbuf = this.s.rcvbuf;
     this.sndbuf = this.s.sndbuf;
-    this.batch = new UdpSlabBatch(this.s.slab, o.slotSize, this.s.lengths, this.s.srcAddrs, this.s.srcPorts);
-    this.counts = this.s.counters;
-  }
-
-  get state(): UdpSocketState {
-    return this.current;
-  }
-
-  onBatch(handler: UdpBatchHandler): void {
-    this.assertOpen('onBatch');
-    this.handler = handler;
-    if (this.current === 'idle') this.transition('reading');
-  }
-
-  onError(handler: UdpErrorHandler): void {
-    this.errorHandler = handler;
+    this.attach(this.s, new UdpSlabBatch(this.s.slab, o.slotSize, this.s.lengths, this.s.srcAddrs, this.s.srcPorts));
   }
 
   send(buf: Uint8Array, offset: number, length: number, dest: SockAddr | Endpoint): boolean {
@@ -692,55 +674,20 @@ class NativeUdp implements UdpBatchSocket {
     }
   }
 
-  pause(): void {
-    this.assertOpen('pause');
-    if (this.current === 'reading' || this.current === 'idle') this.transition('paused');
-  }
-
-  resume(): void {
-    this.assertOpen('resume');
-    if (this.current === 'paused') this.transition(this.handler ? 'reading' : 'idle');
-  }
-
-  close(): void {
-    if (this.current !== 'closed') this.transition('closed');
-  }
-
   counters(): UdpCounters {
-    const c = this.counts;
+    const c = this.nativeCounters();
     return {
-      rxPackets: c[COUNTER.rxFrames]!, rxBytes: c[COUNTER.rxBytes]!, rxBatches: c[COUNTER.rxBatches]!,
-      rxDrops: c[COUNTER.rxDrops]!, txPackets: c[COUNTER.txFrames]!, txBytes: c[COUNTER.txBytes]!,
-      txDrops: c[COUNTER.txDrops]!,
+      rxPackets: c.rxFrames, rxBytes: c.rxBytes, rxBatches: c.rxBatches, rxDrops: c.rxDrops,
+      txPackets: c.txFrames, txBytes: c.txBytes, txDrops: c.txDrops,
     };
   }
 
-  /** The one place the native poll is started or stopped. */
-  private transition(to: UdpSocketState): void {
-    const from = this.current;
-    this.current = to;
-    if (to === 'reading') this.s.resume();
-    else if (from === 'reading' && (to === 'paused' || to === 'idle')) this.s.pause();
-    else if (to === 'closed') this.s.close();
-  }
-
-  /** Hot path: called by the addon once per batch. */
-  private deliver(count: number): void {
-    this.batch.count = count;
-    this.handler!(this.batch);
-  }
-
-  private failed(err: Error): void {
-    if (this.current === 'reading') this.current = 'failed';
+  protected readError(err: Error): SystemError {
     const mapped = toUdpError('read', err);
-    const e = mapped instanceof SystemError ? mapped : new SystemError('UDP_READ_FAILED', 'EIO', 'recvmmsg', err.message, { cause: err });
-    if (this.errorHandler) this.errorHandler(e);
-    else throw e;
+    return mapped instanceof SystemError ? mapped : new SystemError('UDP_READ_FAILED', 'EIO', 'recvmmsg', err.message, { cause: err });
   }
 
-  private assertOpen(what: string): void {
-    if (this.current === 'closed') {
-      throw new SystemError('UDP_CLOSED', 'EBADF', what, `${what}(): UDP socket ${endpointText(this.local)} is closed`);
-    }
+  protected closedError(what: string): SystemError {
+    return new SystemError('UDP_CLOSED', 'EBADF', what, `${what}(): UDP socket ${endpointText(this.local)} is closed`);
   }
 }
