@@ -6,7 +6,8 @@ import { TPID_8021AD, insertTag, tagWord } from '../../protocol/vlan.js';
 import { parseFabricConfig } from './fabric.js';
 import { FabricSwitch, type FabricPortConfig } from './switch.js';
 
-const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
+/** Lets chains of setImmediate deliveries (fake socket → port → far end) run to the end, however loaded the machine. */
+const tick = async (): Promise<void> => { for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r)); };
 
 function frame(dst: string, src: string, marker: number): Uint8Array {
   const f = new Uint8Array(60).fill(marker);
