@@ -198,7 +198,10 @@ export class World {
       { name: 'sp', ports: spPorts }, { name: 'site-a', ports: siteA }, { name: 'site-b', ports: siteB },
     ] }));
     this.fabric = this.fabricNs.spawn(process.execPath, [NEA, 'lab', 'fabric', '--config', fabricConfig, '--status', this.fabricStatusFile], 'fabric');
-    await waitFor('the fabric up', () => (this.fabricStatus()?.switches.length === 3 ? true : !this.fabric.running && Promise.reject(new Error(this.fabric.stderr))), { timeoutMs: 15_000 });
+    await waitFor('the fabric up', () => {
+      if (!this.fabric.running) throw new Error(`the fabric exited: ${this.fabric.stderr.trim()}`);
+      return this.fabricStatus()?.switches.length === 3;
+    }, { timeoutMs: 15_000 });
 
     // Hosts: MACs, addresses, routes, agents.
     await Promise.all(TENANTS.flatMap((t) => HOSTS.map(async (h) => {

@@ -11,7 +11,7 @@
  *   vlan, user space:       nea-br<id> ── nea-tap<id>
  *                                      └─ nea-v<id> (TAP) ⇄ VlanTrunk ⇄ packet socket on <trunk>
  */
-import type { DesiredLink, DesiredNetwork } from '../netconfig/desired.js';
+import { OWNER_ALIAS, type DesiredLink, type DesiredNetwork } from '../netconfig/desired.js';
 import { isVlanUnsupported, type Netlink } from '../netconfig/netlink.js';
 import { NeaError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -91,6 +91,22 @@ export async function probeKernelVlan(netlink: Netlink, trunk: string): Promise<
 }
 
 /**
+ * Before user-space VLANs: 802.1Q devices this appliance made earlier under
+ * the VLAN ports' names (kernel mode before a config change) are deleted, so
+ * the TAPs can take the names. Devices it did not make are left alone (opening
+ * the TAP then fails, naming the interface).
+ */
+async function removeKernelVlanPorts(netlink: Netlink, plans: readonly TrunkPlan[], log: Logger): Promise<void> {
+  for (const p of plans.flatMap((t) => t.ports)) {
+    const l = await netlink.link(p.port);
+    if (l?.kind === 'vlan' && l.alias === OWNER_ALIAS) {
+      await netlink.deleteLink(p.port);
+      log.info('deleted the 802.1Q device of an earlier run: this run tags in user space', { link: p.port });
+    }
+  }
+}
+
+/**
  * How the VLAN backings are made, from `config.vlanDevices` and what the
  * kernel can do; null when the appliance has no VLAN backing. A missing
  * trunk is refused here, naming it and its segments.
@@ -105,13 +121,17 @@ export async function chooseVlanImplementation(netlink: Netlink, config: Applian
     }
   }
   const mode = config.vlanDevices ?? 'auto';
-  if (mode === 'userspace') return 'userspace';
+  if (mode === 'userspace') {
+    await removeKernelVlanPorts(netlink, plans, log);
+    return 'userspace';
+  }
   const kernel = await probeKernelVlan(netlink, plans[0]!.trunk);
   if (mode === 'kernel' && !kernel) {
     throw new NeaError('VLAN_KERNEL_UNSUPPORTED',
       'config asks for kernel VLAN devices ("vlanDevices": "kernel") but this kernel has no 802.1Q devices (module 8021q): load it, or use "auto" or "userspace"');
   }
   const impl: VlanImplementation = kernel ? 'kernel' : 'userspace';
+  if (impl === 'userspace') await removeKernelVlanPorts(netlink, plans, log);
   log.info('VLAN backings', { implementation: impl, mode, why: kernel ? '802.1Q devices available' : 'no 802.1Q devices in this kernel: tagging in user space' });
   return impl;
 }
