@@ -175,8 +175,9 @@ describe('checkDesired', () => {
       d.segments[0]!.backing = { kind: 'vlan', trunk: 'eth1', vlan: 100 };
       d.segments[1]!.backing = { kind: 'vlan', trunk: 'eth1', vlan: 100 };
     }, /segment 20: backing\.vlan: VLAN 100 on eth1/],
-    ['gateway mode without subnets', (d) => { d.segments[1]!.mode = 'gateway'; }, /segment 20: subnets: a segment in gateway mode needs its subnets/],
-    ['bad subnet', (d) => { d.segments[0]!.subnets = ['10.0.0.0/33']; }, /segment 10: subnets\[0\]: .*prefix length/],
+    ['gateway mode without a gateway', (d) => { d.segments[1]!.mode = 'gateway'; }, /segment 20: gateway: a segment in gateway mode needs the production gateway address/],
+    ['bad gateway prefix', (d) => { d.segments[0]!.gateway = { ipv4: '10.0.0.1/33' }; }, /segment 10: gateway\.ipv4: .*prefix length/],
+    ['IPv6 as gateway.ipv4', (d) => { d.segments[0]!.gateway = { ipv4: '1.2.3.4/24', ipv6: '10.0.0.1/24' }; }, /gateway\.ipv6: Expected string to match/],
     ['rule on a missing segment', (d) => {
       d.publicRules.push({ name: 'web', kind: 'port', segment: 30, publicAddress: '203.0.113.5', protocol: 'tcp', publicPort: 443, target: '198.51.100.10' });
     }, /public rule web: segment: segment 30 does not exist/],

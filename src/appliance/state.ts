@@ -97,7 +97,7 @@ function checkSchema(schema: Parameters<typeof Value.Check>[0], value: unknown, 
   const first = Value.Errors(schema, value).First();
   if (first) {
     const f = fieldOf(first.path);
-    throw new ValidationError(`${at}${f}: ${first.message}${first.value === undefined ? '' : `, got ${JSON.stringify(first.value)?.slice(0, 60) ?? 'undefined'}`}`);
+    throw new ValidationError(`${at}${f}: ${first.message}${first.value === undefined ? '' : `, got ${JSON.stringify(first.value).slice(0, 60)}`}`);
   }
 }
 
@@ -114,7 +114,7 @@ function isLowOrder(publicKey: Uint8Array): boolean {
  * The meaning of a desired state, beyond its schema: unique ids, backings
  * used once, references to existing segments, keys that decode and are not
  * low-order, addresses and prefixes that parse, segments in gateway mode with
- * subnets. Throws ValidationError naming the item and field.
+ * a gateway address. Throws ValidationError naming the item and field.
  */
 export function checkDesired(d: Desired, at = ''): void {
   checkSchema(Desired, d, at);
@@ -138,12 +138,13 @@ export function checkDesired(d: Desired, at = ''): void {
       vlans.set(key, s.id);
       trunks.set(s.backing.trunk, s.id);
     }
-    s.subnets.forEach((p, i) => { tryParse(() => parseCidr(p), `${at}${w}: subnets[${i}]`); });
-    if (s.gateway !== undefined) {
-      const g = s.gateway;
-      tryParse(() => parseCidr(g), `${at}${w}: gateway`);
+    for (const fam of ['ipv4', 'ipv6'] as const) {
+      const g = s.gateway?.[fam];
+      if (g === undefined) continue;
+      const c = tryParse(() => parseCidr(g), `${at}${w}: gateway.${fam}`);
+      if (c.family !== (fam === 'ipv4' ? 4 : 6)) fail(`${w}: gateway.${fam}`, `${g} is not an ${fam === 'ipv4' ? 'IPv4' : 'IPv6'} prefix`);
     }
-    if (s.mode === 'gateway' && s.subnets.length === 0) fail(`${w}: subnets`, 'a segment in gateway mode needs its subnets');
+    if (s.mode === 'gateway' && s.gateway?.ipv4 === undefined && s.gateway?.ipv6 === undefined) fail(`${w}: gateway`, 'a segment in gateway mode needs the production gateway address (gateway.ipv4 and/or gateway.ipv6)');
   }
   const rules = new Set<string>();
   for (const r of d.publicRules) {

@@ -42,8 +42,10 @@ export const SegmentBody = Type.Object({
     description: 'extend: bridged to production through the tunnel; gateway: the appliance routes for the segment (full site failover); isolated: nothing forwarded',
   }),
   internet: Type.Boolean({ description: 'SNAT out of the external interface, in gateway mode' }),
-  subnets: Type.Array(Prefix, { maxItems: 16, description: 'the segment\'s prefixes (gateway mode, public IP rules)' }),
-  gateway: Type.Optional(Type.String({ minLength: 3, maxLength: 64, pattern: '^[0-9a-fA-F:.]+/\\d{1,3}$', description: 'the production gateway ADDRESS/PREFIX the appliance takes over in gateway mode' })),
+  gateway: Type.Optional(Type.Object({
+    ipv4: Type.Optional(Type.String({ minLength: 9, maxLength: 18, pattern: '^\\d{1,3}(\\.\\d{1,3}){3}/\\d{1,2}$', description: 'e.g. 10.1.0.1/24' })),
+    ipv6: Type.Optional(Type.String({ minLength: 4, maxLength: 49, pattern: '^[0-9a-fA-F:]+/\\d{1,3}$', description: 'e.g. fd00:1::1/64' })),
+  }, { additionalProperties: false, description: 'the production gateway (ADDRESS/PREFIX per family) the appliance takes over in gateway mode; its prefix is the segment\'s subnet' })),
 }, strict);
 export type SegmentBody = Static<typeof SegmentBody>;
 
