@@ -146,6 +146,7 @@ table bridge nea_acme {
 	chain output {
 		type filter hook output priority filter; policy accept;
 		oifname "tap-web" counter drop comment "cut-web-local"
+		oifname "tap-lab" counter drop comment "isolated-lab-local"
 	}
 }
 
@@ -264,7 +265,7 @@ describe('renderRuleset: chains by case', () => {
           'iifname { "tap-e", "eth-e" } ether type ip6 tcp flags syn tcp option maxseg size > 1360 counter tcp option maxseg size set 1360 comment "mss-e-v6"',
           'iifname "tap-i" counter drop comment "isolated-i"',
         ],
-        'bridge output': ['oifname "tap-g" counter drop comment "cut-g-local"'],
+        'bridge output': ['oifname "tap-g" counter drop comment "cut-g-local"', 'oifname "tap-i" counter drop comment "isolated-i-local"'],
         'inet forward': [
           'iifname != { "br-g", "br-e", "br-i" } oifname != { "br-g", "br-e", "br-i" } counter accept comment "not-ours"',
           'iifname "br-g" oifname "br-g" counter accept comment "bridged-g"',
@@ -281,6 +282,7 @@ describe('renderRuleset: chains by case', () => {
       d: fw([{ name: 'q', bridge: 'br-q', ports: ['tq', 'eq'], mode: 'isolated', internet: true, subnets: ['10.5.0.0/24'], mss: MSS }]),
       expect: {
         'bridge forward': ['iifname { "tq", "eq" } counter drop comment "isolated-q"'],
+        'bridge output': ['oifname { "tq", "eq" } counter drop comment "isolated-q-local"'],
         'inet forward': [
           'iifname != "br-q" oifname != "br-q" counter accept comment "not-ours"',
           'ct state invalid counter drop comment "invalid"',
@@ -395,6 +397,7 @@ describe('renderRuleset: chains by case', () => {
       }),
       expect: {
         'bridge forward': ['iifname "ti" counter drop comment "isolated-i"'],
+        'bridge output': ['oifname "ti" counter drop comment "isolated-i-local"'],
         'inet forward': [
           'iifname != { "br-g", "br-i" } oifname != { "br-g", "br-i" } counter accept comment "not-ours"',
           'iifname "br-g" oifname "br-g" counter accept comment "bridged-g"',
@@ -456,10 +459,10 @@ describe('renderRuleset: contracts', () => {
       .toThrow(ValidationError);
   });
 
-  it('layout lists the chains in order; the bridge output chain only when a gateway segment has tunnel ports', () => {
+  it('layout lists the chains in order; the bridge output chain only with a cut tunnel port or an isolated segment', () => {
     expect(layoutRuleset(normalizeFirewall(EXAMPLE)).map((c) => `${c.family} ${c.chain}`))
       .toEqual(['bridge forward', 'bridge output', 'inet forward', 'inet prerouting', 'inet postrouting']);
-    const noCut = { ...EXAMPLE, segments: EXAMPLE.segments.map((s) => ({ ...s, tunnelPorts: [] })) };
+    const noCut = { ...EXAMPLE, segments: EXAMPLE.segments.filter((s) => s.mode !== 'isolated').map((s) => ({ ...s, tunnelPorts: [] })) };
     expect(layoutRuleset(normalizeFirewall(noCut)).map((c) => `${c.family} ${c.chain}`))
       .toEqual(['bridge forward', 'inet forward', 'inet prerouting', 'inet postrouting']);
   });

@@ -9,8 +9,9 @@
  *   extend segments:   clamp TCP MSS on SYNs entering from a port (IPv4, IPv6)
  *   isolated segments: drop every frame entering from a port
  *   gateway segments:  drop every frame entering or leaving by a tunnel port
- *                      output (filter, policy accept), only when needed: drop
- *                      the appliance's own frames to a gateway segment's tunnel ports
+ *                      output (filter, policy accept), only when needed: drop the
+ *                      appliance's own frames to a gateway segment's tunnel ports
+ *                      and to an isolated segment's ports
  * table inet nea_<id>
  *   forward (filter, policy drop) — judges only packets in or out of the
  *     appliance's segment bridges, accepts the rest ("not-ours"), so several
@@ -102,11 +103,18 @@ function bridgeForward(n: NormFirewall): RenderedRule[] {
   return rules;
 }
 
-/** Frames the appliance itself sends into a bridge (ARP, routed packets) must not reach a cut tunnel port either. */
+/**
+ * Frames the appliance itself sends into a bridge (ARP, IPv6 neighbour
+ * discovery, routed packets) reach neither a cut tunnel port nor any port of
+ * an isolated segment.
+ */
 function bridgeOutput(n: NormFirewall): RenderedRule[] {
-  return n.segments
-    .filter((s) => s.mode === 'gateway' && s.tunnelPorts.length > 0)
-    .map((s) => ({ name: `cut-${s.name}-local`, text: `oifname ${names(s.tunnelPorts)} counter drop` }));
+  const rules: RenderedRule[] = [];
+  for (const s of n.segments) {
+    if (s.mode === 'gateway' && s.tunnelPorts.length > 0) rules.push({ name: `cut-${s.name}-local`, text: `oifname ${names(s.tunnelPorts)} counter drop` });
+    if (s.mode === 'isolated') rules.push({ name: `isolated-${s.name}-local`, text: `oifname ${names(s.ports)} counter drop` });
+  }
+  return rules;
 }
 
 function ruleMatchTarget(r: NormRule): string {
