@@ -57,8 +57,10 @@ class FakeKernel implements ModeEffects {
     this.log.push(`nft apply ${this.ruleset}`);
     return Promise.resolve({ changed: true, digest: 'x' });
   }
-  sysctl(s: { path: string; value: string }): void {
-    if (s.path.includes('forward')) this.log.push(`sysctl ${s.path}=${s.value}`);
+  readonly settings = new Map<string, string>();
+  sysctl(s: { path: string; value: string; optional?: boolean }): void {
+    this.settings.set(s.path, s.value);
+    if (s.path.includes('forward')) this.log.push(`sysctl ${s.path}=${s.value}${s.optional ? ' (if present)' : ''}`);
   }
   readonly announced: string[] = [];
   announce(a: { bridge: string; ipv4?: string }): Promise<void> {
@@ -93,11 +95,21 @@ describe('ModeController', () => {
     const timers: (() => void)[] = [];
     const c = controller(k, timers);
     await c.apply(config('extend'));
+    // Starting: closed (every segment isolated) before any link is touched, then the real ruleset.
+    expect(k.log).toEqual([
+      'nft check',
+      'nft apply seg10:isolated',
+      'snapshot',
+      'reconcile nea-br10=[] ext0=[] routes=0',
+      'nft apply seg10:extend',
+      'reconcile nea-br10=[] ext0=[203.0.113.2/24] routes=1',
+    ]);
     expect(k.addrs.get('nea-br10')).toEqual([]);
     k.log.length = 0;
     const r = await c.apply(config('gateway'));
     expect(k.log).toEqual([
       'nft check',
+      'sysctl net/ipv4/ip_forward=1 (if present)',
       'snapshot',
       'reconcile nea-br10=[] ext0=[203.0.113.2/24] routes=1',
       'sysctl net/ipv4/ip_forward=1',
@@ -105,6 +117,9 @@ describe('ModeController', () => {
       'reconcile nea-br10=[10.1.0.1/24] ext0=[203.0.113.2/24,203.0.113.17/32] routes=1',
     ]);
     expect(r).toMatchObject({ generation: 2, firewallChanged: true, kernelChanges: 2, conntrackDeleted: 0 });
+    expect(k.settings.get('net/ipv6/conf/nea-tap10/disable_ipv6')).toBe('1');
+    expect(k.settings.get('net/ipv6/conf/c10/disable_ipv6')).toBe('1');
+    expect(k.settings.get('net/ipv4/conf/nea-br10/arp_ignore')).toBe('1');
     await Promise.resolve();
     expect(k.announced).toEqual(['nea-br10 10.1.0.1']);
     timers.shift()!();

@@ -9,6 +9,8 @@
  *   0. refuse, changing nothing: a change outside the runtime fields
  *      (APPLY_NEEDS_RESTART), an invalid state (ValidationError), a ruleset
  *      the kernel would not take (`nft -c`, NftApplyError);
+ *   (first apply of the process only) the closed ruleset: every segment
+ *      isolated, so nothing crosses a bridge while it is being built;
  *   1. removals: addresses and routes `next` no longer has leave the kernel
  *      (the gateway address of a segment going back to extend, public
  *      addresses no longer mapped) — before the firewall lets production
@@ -48,7 +50,7 @@ import type { Logger } from '../shared/log.js';
 import { writeFileSync } from 'node:fs';
 import type { ApplianceConfig } from './config.js';
 import {
-  activeRules, announcements, checkRuntimeChange, conntrackFlushes, firewallWithModes, heldPublicAddresses, kernelSettings, modeOf,
+  activeRules, announcements, checkRuntimeChange, closedFirewall, conntrackFlushes, firewallSegmentName, firewallWithModes, heldPublicAddresses, kernelSettings, modeOf,
   networkWithModes, type Announcement, type GatewayAddresses, type SegmentMode, type SysctlSetting,
 } from './modes.js';
 
@@ -176,6 +178,13 @@ export class ModeController {
     this.timers.clear();
   }
 
+  /** Kernel settings of `c`; the bridge ports are those of the base firewall. */
+  private settings(c: ApplianceConfig): SysctlSetting[] {
+    const fw = this.opts.baseFirewall(c);
+    const portsOf = (id: number): readonly string[] => fw.segments.find((s) => s.name === firewallSegmentName(id))?.ports ?? [];
+    return kernelSettings(c, (id) => this.opts.bridgeOf(id), portsOf);
+  }
+
   private desired(c: ApplianceConfig): { net: DesiredNetwork; fw: DesiredFirewall } {
     const o = this.opts;
     return {
@@ -198,12 +207,17 @@ export class ModeController {
       let kernelChanges = 0;
       let firewallChanged = false;
       let firewallApplied = false;
+      const settings = this.settings(next);
       try {
+        // Starting: closed until the real ruleset is in.
+        if (!prev) await fx.applyFirewall(closedFirewall(want.fw));
+        // Settings of links that exist already (a TAP is down until step 1 brings it up: its IPv6 goes off first).
+        for (const s of settings) fx.sysctl({ ...s, optional: true });
         // 1. Removals only.
         const now = await fx.snapshot(want.net.links.map((l) => l.name));
         kernelChanges += await fx.reconcile(removalsOnly(want.net, now));
-        // 2. Kernel settings.
-        for (const s of kernelSettings(next, (id) => this.opts.bridgeOf(id))) fx.sysctl(s);
+        // 2. Kernel settings, every link there now.
+        for (const s of settings) fx.sysctl(s);
         // 3. The ruleset.
         firewallChanged = (await fx.applyFirewall(want.fw)).changed;
         firewallApplied = true;
@@ -252,7 +266,7 @@ export class ModeController {
   private async restore(prev: ApplianceConfig, old: { net: DesiredNetwork; fw: DesiredFirewall }, firewallApplied: boolean): Promise<void> {
     const { effects: fx, log } = this.opts;
     const steps: [string, () => Promise<unknown>][] = [
-      ['kernel settings', () => { for (const s of kernelSettings(prev, (id) => this.opts.bridgeOf(id))) fx.sysctl(s); return Promise.resolve(); }],
+      ['kernel settings', () => { for (const s of this.settings(prev)) fx.sysctl(s); return Promise.resolve(); }],
       // The ruleset only when the new one went in (a refused one left the old in place).
       ...(firewallApplied ? [['ruleset', () => fx.applyFirewall(old.fw)] as [string, () => Promise<unknown>]] : []),
       ['addresses and routes', () => fx.reconcile(old.net)],
@@ -314,6 +328,7 @@ export function writeSysctl(s: SysctlSetting): void {
     writeFileSync(`/proc/sys/${s.path}`, s.value);
   } catch (e) {
     const errno = (e as NodeJS.ErrnoException).code ?? 'EIO';
+    if (s.optional && errno === 'ENOENT') return;
     throw new SystemError('SYSCTL_FAILED', errno, 'write', `cannot set ${s.path.replace(/\//g, '.')} = ${s.value}: ${errno}${errno === 'EACCES' || errno === 'EROFS' ? ' (needs root, and /proc/sys writable)' : ''}`, { cause: e });
   }
 }

@@ -181,8 +181,11 @@ describe('desired state from modes', () => {
     expect(net.links[1]!.addresses).toEqual(['203.0.113.2/24', '2001:db8:ff::2/64']);
   });
 
-  it('kernel settings: forwarding per family while a gateway needs it; per bridge arp_ignore and IPv6 only on IPv6 gateways', () => {
+  it('kernel settings: bridged frames out of the IP hooks; forwarding per family while a gateway needs it; per bridge arp_ignore and IPv6 only on IPv6 gateways', () => {
     expect(kernelSettings(c, BR)).toEqual([
+      { path: 'net/bridge/bridge-nf-call-iptables', value: '0', optional: true },
+      { path: 'net/bridge/bridge-nf-call-ip6tables', value: '0', optional: true },
+      { path: 'net/bridge/bridge-nf-call-arptables', value: '0', optional: true },
       { path: 'net/ipv4/ip_forward', value: '1' },
       { path: 'net/ipv6/conf/all/forwarding', value: '1' },
       { path: 'net/ipv4/conf/nea-br10/arp_ignore', value: '1' },
@@ -192,8 +195,13 @@ describe('desired state from modes', () => {
       { path: 'net/ipv4/conf/nea-br30/arp_ignore', value: '1' },
       { path: 'net/ipv6/conf/nea-br30/disable_ipv6', value: '1' },
     ]);
+    expect(kernelSettings(c, BR, (id) => [TAP(id), `c${id}`]).filter((s) => s.path.includes('/conf/nea-tap') || s.path.includes('/conf/c'))).toEqual(
+      [10, 20, 30].flatMap((id) => [
+        { path: `net/ipv6/conf/nea-tap${id}/disable_ipv6`, value: '1' },
+        { path: `net/ipv6/conf/c${id}/disable_ipv6`, value: '1' },
+      ]));
     const e = parse(sp({}, { 10: { mode: 'extend' }, 20: { mode: 'isolated' } }));
-    expect(kernelSettings(e, BR).filter((s) => !s.path.includes('/conf/nea-'))).toEqual([]);
+    expect(kernelSettings(e, BR).filter((s) => !s.path.includes('/conf/nea-') && !s.path.startsWith('net/bridge/'))).toEqual([]);
   });
 
   it('announcements: only gateway addresses newly held', () => {

@@ -438,6 +438,21 @@ export function firewallWithModes(base: DesiredFirewall, config: ApplianceConfig
   return out;
 }
 
+/**
+ * `fw` with every segment isolated, no public IP rule and no routing: what
+ * the appliance installs first when it starts, before it creates bridges or
+ * enslaves ports, so that no frame crosses a segment before its real rules
+ * are in place (the real ruleset replaces it a few steps later).
+ */
+export function closedFirewall(fw: DesiredFirewall): DesiredFirewall {
+  return {
+    ...fw,
+    segments: fw.segments.map((s) => ({ ...s, mode: 'isolated' as const, internet: false })),
+    publicRules: [],
+    routeBetweenSegments: false,
+  };
+}
+
 /** The public addresses held on the external interface: those of the rules that act, as /32 or /128. */
 export function heldPublicAddresses(config: ApplianceConfig): string[] {
   const out = new Set<string>();
@@ -478,21 +493,31 @@ export function networkWithModes(base: DesiredNetwork, config: ApplianceConfig, 
 export interface SysctlSetting {
   path: string;
   value: string;
+  /** Absent from this kernel is fine (a module not loaded): skipped. */
+  optional?: boolean;
 }
 
 /**
- * Kernel settings: IPv4 forwarding on while a segment is in gateway mode,
+ * Kernel settings: IPv6 off on every bridge port (the TAP, the VLAN port,
+ * the access interface: a port never holds an address, and its own IPv6
+ * link-local chatter would reach the segment); IPv4 forwarding on while a segment is in gateway mode,
  * IPv6 forwarding while one has an IPv6 gateway (never turned off again:
  * other software may rely on it; the forward chain is default-deny for the
  * appliance's bridges anyway); on every segment bridge, ARP answered only
  * for addresses on that bridge (`arp_ignore=1`: an extended segment never
  * learns of the appliance's other addresses) and IPv6 off unless the
  * segment is an IPv6 gateway (no link-local address of the appliance on
- * extended or isolated segments).
+ * extended or isolated segments). And, where br_netfilter is loaded,
+ * bridged frames stay out of the IP hooks (`bridge-nf-call-*=0`, per
+ * namespace): bridged traffic is L2 (the bridge family table judges it),
+ * only routed traffic meets conntrack and NAT. With br_netfilter's IP hooks
+ * on, a DNAT to a replica behind the same bridge port as the client
+ * (hairpin) is turned into a bridged frame the bridge never sends back out
+ * of its ingress port, and every extended frame would be tracked.
  */
-export function kernelSettings(config: ApplianceConfig, bridgeOf: (id: number) => string): SysctlSetting[] {
+export function kernelSettings(config: ApplianceConfig, bridgeOf: (id: number) => string, portsOf: (id: number) => readonly string[] = () => []): SysctlSetting[] {
   const gw = config.segments.filter((s) => modeOf(s) === 'gateway');
-  const out: SysctlSetting[] = [];
+  const out: SysctlSetting[] = ['iptables', 'ip6tables', 'arptables'].map((t) => ({ path: `net/bridge/bridge-nf-call-${t}`, value: '0', optional: true }));
   if (gw.length > 0) out.push({ path: 'net/ipv4/ip_forward', value: '1' });
   if (gw.some((s) => s.gateway?.ipv6 !== undefined)) out.push({ path: 'net/ipv6/conf/all/forwarding', value: '1' });
   for (const s of config.segments) {
@@ -500,6 +525,7 @@ export function kernelSettings(config: ApplianceConfig, bridgeOf: (id: number) =
     const v6 = modeOf(s) === 'gateway' && s.gateway?.ipv6 !== undefined;
     out.push({ path: `net/ipv4/conf/${br}/arp_ignore`, value: '1' });
     out.push({ path: `net/ipv6/conf/${br}/disable_ipv6`, value: v6 ? '0' : '1' });
+    for (const p of portsOf(s.id)) out.push({ path: `net/ipv6/conf/${p}/disable_ipv6`, value: '1' });
   }
   return out;
 }
