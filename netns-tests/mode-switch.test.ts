@@ -161,8 +161,8 @@ describe('mode switch extend → gateway → extend under traffic, tunnel sessio
     await probe.stop('SIGINT');
     // The probe ran throughout: answered in extend, never while the segment was the SP's (after the switch settled), answered again.
     expect(probeReplies(marks.extendStart!, marks.gatewayAt!)).toBeGreaterThan(5);
-    expect(probeReplies(marks.gatewayAt! + 500, marks.extendAgainAt!)).toBe(0);
-    expect(probeReplies(marks.extendAgainAt!, end + 1)).toBeGreaterThan(5);
+    expect(probeReplies(marks.gatewayAt! + 500, marks.extendAgainAt)).toBe(0);
+    expect(probeReplies(marks.extendAgainAt, end + 1)).toBeGreaterThan(5);
     expect(sp.status()!.pid).toBe(marks.spPid);
     expect(handshakes(sp)).toBe(marks.handshakesSp);
     expect(handshakes(tenant)).toBe(marks.handshakesTenant);

@@ -144,13 +144,13 @@ describe('runtime changes: failed applies, probes through reloads, refusals', ()
     // Nothing of r2's probe ever left towards the internet, and the client never reached r2.
     expect((await capOut.hexPackets()).filter((h) => h.includes(NONET.repeat(2)))).toEqual([]);
     expect(await capR2.lines()).toEqual([]);
-    expect(probes.in!.stdout).not.toMatch(/bytes from/);
+    expect(probes.in.stdout).not.toMatch(/bytes from/);
     // i1's broadcasts reached the appliance (hundreds), none crossed to the tunnel port.
     expect((await c30rx()) - c30Before).toBeGreaterThan(100);
     await waitFor('a fresh status', () => Date.parse(sp.status()!.updatedAt) > Date.now() - 500);
     expect(tapRx()).toBe(0);
     // The allowed path kept working through every reload (ping prints its loss on SIGINT).
-    const loss = /(\d+(?:\.\d+)?)% packet loss/.exec(probes.r1!.stdout)?.[1];
+    const loss = /(\d+(?:\.\d+)?)% packet loss/.exec(probes.r1.stdout)?.[1];
     expect(Number(loss)).toBeLessThan(2);
     expect(sp.status()?.network?.generation).toBe(13);
   });
