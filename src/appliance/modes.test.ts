@@ -2,12 +2,15 @@
  * Table tests of segment modes in the config: what is accepted, what is
  * refused (with the field named), and the desired state computed from it.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { IPS_SRC_NAT } from '../netconfig/conntrack.js';
 import type { DesiredFirewall } from '../netconfig/nft-desired.js';
 import { normalizeFirewall } from '../netconfig/nft-desired.js';
 import { renderRuleset } from '../netconfig/nft-render.js';
 import { parseApplianceConfig, type ApplianceConfig } from './config.js';
+import { desiredFirewall } from './daemon.js';
+import { EXAMPLE_SP_CONFIG } from './modes-example.js';
 import {
   announcements, checkRuntimeChange, conntrackFlushes, firewallWithModes, heldPublicAddresses, kernelSettings, networkWithModes, restartField,
 } from './modes.js';
@@ -237,5 +240,14 @@ describe('desired state from modes', () => {
     expect(restartField(c, parse(sp({}, { 30: { uplink: 'c31' } })))).toBe('segments[2] (id, name or backing)');
     expect(restartField(c, parse({ ...sp(), segments: (sp().segments as unknown[]).slice(0, 2), publicRules: [] }))).toBe('segments (their number)');
     expect(() => { checkRuntimeChange(c, parse(sp({ name: 'other' }))); }).toThrow(/^name differs from the running appliance's: .*restart the appliance/);
+  });
+});
+
+describe('docs/modes.md', () => {
+  it('prints exactly the ruleset the appliance renders from its example config', () => {
+    const doc = readFileSync(new URL('../../docs/modes.md', import.meta.url), 'utf8');
+    const block = /<!-- rendered from src\/appliance\/modes-example.ts; modes.test.ts checks it -->\n```\n([\s\S]*?)```\n/.exec(doc)?.[1];
+    const c = parseApplianceConfig(structuredClone(EXAMPLE_SP_CONFIG), 'example');
+    expect(block).toBe(renderRuleset(firewallWithModes(desiredFirewall(c), c, TAP)));
   });
 });
