@@ -31,7 +31,7 @@ import { writeFileAtomic } from '../shared/atomic-file.js';
 import { NeaError } from '../shared/errors.js';
 import { Lifecycle } from '../shared/lifecycle.js';
 import type { Logger } from '../shared/log.js';
-import { parseEndpoint, segmentBacking, segmentLinkNames, type ApplianceConfig, type SegmentBacking } from './config.js';
+import { parseEndpoint, segmentBacking, segmentLinkNames, type ApplianceConfig, type PeerConfig, type SegmentBacking } from './config.js';
 import { ModeController, kernelEffects, type ModeApplyReport, type ModesStatus } from './gateway.js';
 import { loadOrCreatePrivateKey } from './keys.js';
 import { bridgedPort, chooseVlanImplementation, desiredNetwork, trunkPlans, type VlanImplementation } from './segments.js';
@@ -83,7 +83,7 @@ export interface ApplianceStatus {
   segments: SegmentStatus[];
 }
 
-/** Management API port reserved from public IP mappings (the API itself comes with the daemon's next stage). */
+/** Management API port (default of `--api-listen`), reserved from public IP mappings. */
 export const MANAGEMENT_PORT = 8443;
 
 /** The appliance's id in nftables table names (`nea_<id>`): its name, lower-cased, other characters as `_`. */
@@ -122,6 +122,8 @@ export class Appliance {
   private l3: PacketDevice | undefined;
   private modes: ModeController | undefined;
   private engine: TunnelEngine | undefined;
+  /** The peers set by setPeers(); undefined: the config's. */
+  private peersNow: PeerConfig[] | undefined;
   private privateKey: Uint8Array | undefined;
   private netlink: Netlink | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -273,6 +275,46 @@ export class Appliance {
   apply(next: ApplianceConfig | (() => ApplianceConfig)): Promise<ModeApplyReport> {
     if (!this.modes) return Promise.reject(new NeaError('APPLY_NEEDS_RESTART', 'the appliance is not started: start it with this config instead'));
     return this.modes.apply(next);
+  }
+
+  /**
+   * Replaces the tunnel's peers at run time (pairing, the management API):
+   * peers no longer listed are removed (their sessions end), new ones added,
+   * changed ones re-added; the others keep their sessions. Every key is
+   * checked before anything changes.
+   */
+  setPeers(peers: readonly PeerConfig[]): void {
+    const engine = this.engine;
+    if (!engine) throw new NeaError('APPLY_NEEDS_RESTART', 'this appliance runs no tunnel: add a tunnel section to its config and restart it');
+    for (const p of peers) {
+      decodeKey(p.publicKey);
+      if (p.presharedKey !== undefined) decodeKey(p.presharedKey);
+    }
+    const key = (p: PeerConfig): string => JSON.stringify(p, Object.keys(p).sort());
+    const now = new Map((this.peersNow ?? this.opts.config.tunnel?.peers ?? []).map((p) => [p.publicKey, key(p)]));
+    const next = new Map(peers.map((p) => [p.publicKey, p]));
+    const learnt = this.loadEndpoints();
+    let removed = 0;
+    let added = 0;
+    for (const [k, text] of now) {
+      const n = next.get(k);
+      if (n === undefined || key(n) !== text) { engine.removePeer(decodeKey(k)); removed++; }
+    }
+    for (const [k, p] of next) {
+      if (now.get(k) === key(p)) continue;
+      const text = p.endpoint ?? learnt[k];
+      const endpoint = text === undefined ? undefined : parseEndpoint(text);
+      engine.addPeer({
+        publicKey: decodeKey(k), segments: p.segments,
+        ...(endpoint && { endpoint }),
+        ...(p.presharedKey !== undefined && { presharedKey: decodeKey(p.presharedKey) }),
+        ...(p.persistentKeepalive !== undefined && { persistentKeepaliveMs: p.persistentKeepalive * 1000 }),
+        ...(p.allowedIps && { allowedIps: p.allowedIps }),
+      });
+      added++;
+    }
+    this.peersNow = [...peers];
+    if (added + removed > 0) this.opts.log.info('tunnel peers changed', { peers: peers.length, added, removed });
   }
 
   /**

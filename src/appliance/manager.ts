@@ -101,19 +101,21 @@ export class StateManager {
   /**
    * Runs one change (see the file comment). `mutate` edits the draft in
    * place and returns the answer for the caller; it runs alone.
+   * `alreadyApplied`: `mutate` made the running appliance match the draft
+   * itself (a config reload); step 3 only validates.
    */
-  change<R>(what: string, mutate: (draft: StateFile) => R | Promise<R>): Promise<R> {
+  change<R>(what: string, mutate: (draft: StateFile) => R | Promise<R>, opts: { alreadyApplied?: boolean } = {}): Promise<R> {
     const run = async (): Promise<R> => {
       const before = this.opts.store.current;
       const draft = structuredClone(before);
       const result = await mutate(draft);
       const desiredChanged = !sameItem(before.desired, draft.desired);
-      if (!desiredChanged && sameItem(before.apiTokens, draft.apiTokens) && sameItem(before.pairingTokens, draft.pairingTokens)) return result;
+      if (!desiredChanged && sameItem(before.apiTokens, draft.apiTokens) && sameItem(before.pairingTokens, draft.pairingTokens) && sameItem(before.seed, draft.seed)) return result;
       const version = before.version + 1;
       const changed = desiredChanged ? changedItems(before.desired, draft.desired) : [];
       if (desiredChanged) {
         checkDesired(draft.desired);
-        try {
+        if (!opts.alreadyApplied) try {
           this.counters.applies++;
           await this.opts.control.apply(draft.desired);
         } catch (e) {

@@ -309,7 +309,8 @@ export class StateStore {
       if (load.source === 'seeded') store.writeFirst(next);
       else store.commit({ ...next, version: load.state.version + 1 }, load.source === 'prev');
     }
-    for (const k of merged.changed) opts.log.info('desired state changed by the config file', { item: k, version: store.current.version });
+    // On a first start everything comes from the config: nothing to report.
+    if (load.source !== 'seeded') for (const k of merged.changed) opts.log.info('desired state changed by the config file', { item: k, version: store.current.version });
     return { store, load, changed: merged.changed };
   }
 

@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadApplianceConfig } from '../appliance/config.js';
-import { Appliance, type ApplianceStatus } from '../appliance/daemon.js';
+import { Appliance, firewallId, type ApplianceStatus } from '../appliance/daemon.js';
+import { nftNatCounters } from '../appliance/daemon-control.js';
+import { ApplianceService, DEFAULT_API_PORT, parseListen } from '../appliance/service.js';
 import { enterNetnsForGood } from '../netconfig/netns.js';
 import { createLogger } from '../shared/log.js';
 import { register, UsageError } from './main.js';
@@ -26,9 +28,12 @@ export function parse(args: string[], options: Options): ReturnType<typeof parse
 register({
   path: ['appliance', 'run'],
   summary: 'run one appliance (role sp or tenant) until SIGTERM; SIGHUP re-reads the config',
-  usage: 'nea appliance run --config FILE [--state-dir DIR] [--netns NAME]',
+  usage: 'nea appliance run --config FILE [--state-dir DIR] [--netns NAME] [--api-listen ADDR:PORT|off] [--advertise-endpoint ADDR:PORT] [--advertise-api URL]',
   async run(args) {
-    const v = parse(args, { config: { type: 'string' }, 'state-dir': { type: 'string' }, netns: { type: 'string' } });
+    const v = parse(args, {
+      config: { type: 'string' }, 'state-dir': { type: 'string' }, netns: { type: 'string' },
+      'api-listen': { type: 'string' }, 'advertise-endpoint': { type: 'string' }, 'advertise-api': { type: 'string' },
+    });
     if (typeof v.config !== 'string') throw new UsageError('--config FILE is required');
     // Enter the namespace before anything opens a socket or a device.
     if (typeof v.netns === 'string') enterNetnsForGood(v.netns);
@@ -37,26 +42,43 @@ register({
     const log = createLogger().child(`appliance:${config.name}`);
     // NEA_NFT: the nft executable (default nft on PATH); the netns tests use it to inject a failing ruleset.
     const nftPath = process.env.NEA_NFT;
-    const app = new Appliance({ config, stateDir, log, ...(nftPath !== undefined && nftPath !== '' && { nftPath }) });
-    await app.start();
-    log.info('appliance running', { role: config.role, segments: config.segments.length, status: app.statusFile });
+    const configFile = v.config;
+    let api: { host: string; port: number } | null;
+    try {
+      api = parseListen(typeof v['api-listen'] === 'string' ? v['api-listen'] : `0.0.0.0:${DEFAULT_API_PORT}`);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    // The daemon runs the config file's hardware part with the state file's desired part (docs/operations.md).
+    let app: Appliance | undefined;
+    const service = new ApplianceService({
+      config, stateDir, log, api, loadConfig: () => loadApplianceConfig(configFile),
+      makeAppliance: (c) => { app = new Appliance({ config: c, stateDir, log, ...(nftPath !== undefined && nftPath !== '' && { nftPath }) }); return app; },
+      natCounters: (c) => nftNatCounters(c, firewallId(c.name)),
+      ...(typeof v['advertise-endpoint'] === 'string' && { advertiseEndpoint: v['advertise-endpoint'] }),
+      ...(typeof v['advertise-api'] === 'string' && { advertiseApi: v['advertise-api'] }),
+    });
+    // Signals from here on: one that arrives while starting stops the appliance once it has started.
+    let stopSignal: string | undefined;
+    let wake = (): void => { /* replaced below */ };
+    const onSignal = (sig: string): void => { stopSignal = sig; wake(); };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    await service.start();
+    log.info('appliance running', { role: config.role, segments: config.segments.length, status: app!.statusFile });
     // SIGHUP: re-read the config and apply what changes at run time (modes, public IP rules, ...);
     // a refused or failed change is logged and shown in the status, and the appliance runs on as it was.
-    const configFile = v.config;
     const onHangup = (): void => {
       log.info('reloading the config', { file: configFile });
-      app.apply(() => loadApplianceConfig(configFile)).catch((e: unknown) => {
+      service.reload().catch((e: unknown) => {
         log.error('config not applied; running as before', { error: e instanceof Error ? e.message : String(e) });
       });
     };
     process.on('SIGHUP', onHangup);
-    await new Promise<void>((resolve) => {
-      const onSignal = (sig: string): void => { log.info('stopping', { signal: sig }); resolve(); };
-      process.once('SIGTERM', onSignal);
-      process.once('SIGINT', onSignal);
-    });
+    if (stopSignal === undefined) await new Promise<void>((resolve) => { wake = resolve; });
+    log.info('stopping', { signal: stopSignal });
     process.off('SIGHUP', onHangup);
-    await app.stop();
+    await service.stop();
     log.info('stopped');
     return 0;
   },
