@@ -4,3 +4,4 @@ import './keys.js';
 import './demo.js';
 import './bench.js';
 import './fabric.js';
+import './api-commands.js';
