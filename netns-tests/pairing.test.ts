@@ -168,6 +168,32 @@ describe('appliance daemon: pairing, management API, persistence', () => {
     await waitFor('traffic resumes', () => ping(), { timeoutMs: 15_000 });
   });
 
+  it('an API flood does not disturb tunnel traffic (the flood is rate limited)', async () => {
+    const server = cloud.spawn('iperf3', ['-s', '-1', '--forceflush', '-B', '198.51.100.2'], 'iperf3-server');
+    await waitFor('iperf3 server', () => server.stdout.includes('listening'));
+    const transfer = prod.exec('iperf3', ['-c', '198.51.100.2', '-t', '4', '-J'], { timeoutMs: 30_000 });
+    // From the tenant's WAN address: 3 s of requests on 16 keep-alive connections, wrong tokens and junk bodies.
+    const flood = `import https from 'node:https';
+      const agent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
+      const codes = {}; const end = Date.now() + 3000; let n = 0;
+      const one = () => new Promise((res) => {
+        const put = n++ % 2 === 0;
+        const req = https.request({ host: '192.0.2.2', port: 8443, path: put ? '/v1/segments/10' : '/v1/status', method: put ? 'PUT' : 'GET', agent,
+          headers: { authorization: 'Bearer nea_AAAAAAAAAAAA_' + 'A'.repeat(43), ...(put && { 'content-type': 'application/json' }) } }, (r) => { r.resume(); r.on('end', () => { codes[r.statusCode] = (codes[r.statusCode] ?? 0) + 1; res(); }); });
+        req.on('error', () => { codes.error = (codes.error ?? 0) + 1; res(); });
+        req.end(put ? '{"name":"x"}' : undefined);
+      });
+      await Promise.all(Array.from({ length: 16 }, async () => { while (Date.now() < end) await one(); }));
+      console.log(JSON.stringify(codes));`;
+    const codes = JSON.parse((await sides.tenant.ns.exec(process.execPath, ['--input-type=module', '-e', flood], { timeoutMs: 30_000 })).stdout) as Record<string, number>;
+    const res = JSON.parse((await transfer).stdout) as { end: { sum_received: { bytes: number } } };
+    await server.wait();
+    expect(codes['429'] ?? 0, JSON.stringify(codes)).toBeGreaterThan(50);
+    expect(Object.keys(codes).filter((c) => c !== '401' && c !== '429')).toEqual([]);
+    expect(res.end.sum_received.bytes).toBeGreaterThan(5_000_000);
+    expect(await ping(3)).toBe(true);
+  });
+
   it('the management API refuses a missing or wrong token, and a revoked one', async () => {
     const created = await nea(sides.sp, ['api-token', 'create', '--name', 'ctl']);
     const tok = created.stdout.trim();
