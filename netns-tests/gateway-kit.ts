@@ -25,7 +25,7 @@ export async function host(ns: Netns, dev: string, cidr: string, opts: { gw?: st
 
 /** An HTTP service in `ns` on `addr:port` answering `GET /` with `identity`. Resolves once it accepts connections. */
 export async function httpService(topo: Topology, ns: Netns, addr: string, port: number, identity: string): Promise<NsProcess> {
-  const dir = join(topo.workdir, `www-${ns.name}-${port}`);
+  const dir = join(topo.workdir, `www-${ns.name}-${addr.replace(/:/g, '_')}-${port}`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'index.html'), `${identity}\n`);
   const p = ns.spawn('python3', ['-u', '-m', 'http.server', String(port), '--bind', addr, '--directory', dir], 'http.server');

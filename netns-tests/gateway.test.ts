@@ -4,18 +4,22 @@
  * identical replica subnets, on a real kernel.
  *
  *   [client] eth0 198.51.100.10 ──── c0 198.51.100.1 [inet] (router)
- *                                        br-pub 203.0.113.1/24 (the SP's provider network)
+ *            2001:db8:c::10              2001:db8:c::1
+ *                                        br-pub 203.0.113.1/24, 2001:db8:ff::1/64 (the SP's provider network)
  *                                        ├─ pa ──── ext0 203.0.113.2 [spA] pool 203.0.113.16/28
+ *                                        │          2001:db8:ff::2        2001:db8:ff::100/120
  *                                        └─ pb ──── ext0 203.0.113.3 [spB] pool 203.0.113.32/28
  *   tenant A (spA):
- *     nea-br10 (gateway 10.1.0.1/24, internet) ── c10 ── [cloudA] sw ─┬─ [a1]  10.1.0.10 http :8080 "A a1", push :9100
+ *     nea-br10 (gateway 10.1.0.1/24, fd00:1::1/64, internet) ── c10 ── [cloudA] sw ─┬─ [a1] 10.1.0.10, fd00:1::10
+ *                                                                     │        http :8080 "A a1" (v4 and v6), push :9100
  *                                                                     └─ [a11] 10.1.0.11
  *     nea-br20 (gateway 10.2.0.1/24, no internet) ── c20 ── [a2] 10.2.0.10 http :8081, :9000
  *   tenant B (spB):
  *     nea-br10 (gateway 10.1.0.1/24, internet) ── c10 ── [b1] 10.1.0.10 http :8080 "B b1"
  *                                                 (same address and MAC as a1)
  *
- * Public IP rules: A  203.0.113.17 tcp/80 → a1:8080, 203.0.113.17 tcp/9100 → a1:9100, 203.0.113.18 1:1 → a2;
+ * Public IP rules: A  203.0.113.17 tcp/80 → a1:8080, 203.0.113.17 tcp/9100 → a1:9100, 203.0.113.18 1:1 → a2,
+ *                     [2001:db8:ff::117] tcp/80 → [fd00:1::10]:8080;
  *                  B  203.0.113.33 tcp/80 → b1:8080.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,10 +28,13 @@ import { ApplianceProc, conntrackLines, fetchText, host, httpClients, httpServic
 
 const SAME_MAC = '02:00:00:00:10:10';
 
-function spConfig(name: string, ext: string, pool: string, rules: Record<string, unknown>[], segments: Record<string, unknown>[]): Record<string, unknown> {
+function spConfig(name: string, ext: string, pool: string, rules: Record<string, unknown>[], segments: Record<string, unknown>[], v6?: { ext: string; pool: string }): Record<string, unknown> {
   return {
     role: 'sp', name,
-    external: { interface: 'ext0', addresses: [`${ext}/24`], defaultRoute: { ipv4: '203.0.113.1' }, publicPool: [pool] },
+    external: {
+      interface: 'ext0', addresses: [`${ext}/24`, ...(v6 ? [`${v6.ext}/64`] : [])],
+      defaultRoute: { ipv4: '203.0.113.1', ...(v6 && { ipv6: '2001:db8:ff::1' }) }, publicPool: [pool, ...(v6 ? [v6.pool] : [])],
+    },
     segments, publicRules: rules,
   };
 }
@@ -36,9 +43,11 @@ const A_RULES = [
   { name: 'web', kind: 'port', segment: 10, publicAddress: '203.0.113.17', protocol: 'tcp', publicPort: 80, target: '10.1.0.10', targetPort: 8080 },
   { name: 'push', kind: 'port', segment: 10, publicAddress: '203.0.113.17', protocol: 'tcp', publicPort: 9100, target: '10.1.0.10' },
   { name: 'db', kind: 'address', segment: 20, publicAddress: '203.0.113.18', target: '10.2.0.10' },
+  { name: 'web6', kind: 'port', segment: 10, publicAddress: '2001:db8:ff::117', protocol: 'tcp', publicPort: 80, target: 'fd00:1::10', targetPort: 8080 },
 ];
+const A_V6 = { ext: '2001:db8:ff::2', pool: '2001:db8:ff::100/120' };
 const A_SEGMENTS = [
-  { id: 10, name: 'web', uplink: 'c10', mode: 'gateway', internet: true, gateway: { ipv4: '10.1.0.1/24' } },
+  { id: 10, name: 'web', uplink: 'c10', mode: 'gateway', internet: true, gateway: { ipv4: '10.1.0.1/24', ipv6: 'fd00:1::1/64' } },
   { id: 20, name: 'db', uplink: 'c20', mode: 'gateway', gateway: { ipv4: '10.2.0.1/24' } },
 ];
 const B_RULES = [{ name: 'web', kind: 'port', segment: 10, publicAddress: '203.0.113.33', protocol: 'tcp', publicPort: 80, target: '10.1.0.10', targetPort: 8080 }];
@@ -50,25 +59,28 @@ describe('gateway takeover, internet and public IP rules (two tenants, identical
   let spA: ApplianceProc;
   let spB: ApplianceProc;
   let internetWeb: NsProcess;
+  let internetWeb6: NsProcess;
   const web: Record<string, NsProcess> = {};
 
   beforeAll(async () => {
     for (const n of ['client', 'inet', 'spA', 'spB', 'cloudA', 'a1', 'a11', 'a2', 'b1']) ns[n] = await topo.netns(n);
     // The internet: a router between the client's network and the SP's provider network.
     await topo.veth(ns.client!, 'eth0', ns.inet!, 'c0');
-    await host(ns.client!, 'eth0', '198.51.100.10/24', { gw: '198.51.100.1' });
+    await host(ns.client!, 'eth0', '198.51.100.10/24', { gw: '198.51.100.1', v6: '2001:db8:c::10/64', gw6: '2001:db8:c::1' });
     await ns.inet!.ip('addr', 'add', '198.51.100.1/24', 'dev', 'c0');
+    await ns.inet!.ip('addr', 'add', '2001:db8:c::1/64', 'dev', 'c0', 'nodad');
     await topo.veth(ns.inet!, 'pa', ns.spA!, 'ext0');
     await topo.veth(ns.inet!, 'pb', ns.spB!, 'ext0');
     await topo.bridge(ns.inet!, 'br-pub', ['pa', 'pb']);
     await ns.inet!.ip('addr', 'add', '203.0.113.1/24', 'dev', 'br-pub');
-    await ns.inet!.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    await ns.inet!.ip('addr', 'add', '2001:db8:ff::1/64', 'dev', 'br-pub', 'nodad');
+    await ns.inet!.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
     // Tenant A's cloud: segment 10 on a switch with two replicas, segment 20 with one.
     await topo.veth(ns.spA!, 'c10', ns.cloudA!, 'uplink');
     await topo.veth(ns.cloudA!, 'p1', ns.a1!, 'eth0');
     await topo.veth(ns.cloudA!, 'p11', ns.a11!, 'eth0');
     await topo.bridge(ns.cloudA!, 'sw', ['uplink', 'p1', 'p11']);
-    await host(ns.a1!, 'eth0', '10.1.0.10/24', { gw: '10.1.0.1', mac: SAME_MAC });
+    await host(ns.a1!, 'eth0', '10.1.0.10/24', { gw: '10.1.0.1', mac: SAME_MAC, v6: 'fd00:1::10/64', gw6: 'fd00:1::1' });
     await host(ns.a11!, 'eth0', '10.1.0.11/24', { gw: '10.1.0.1' });
     await topo.veth(ns.spA!, 'c20', ns.a2!, 'eth0');
     await host(ns.a2!, 'eth0', '10.2.0.10/24', { gw: '10.2.0.1' });
@@ -77,7 +89,9 @@ describe('gateway takeover, internet and public IP rules (two tenants, identical
     await host(ns.b1!, 'eth0', '10.1.0.10/24', { gw: '10.1.0.1', mac: SAME_MAC });
 
     internetWeb = await httpService(topo, ns.client!, '198.51.100.10', 8000, 'the internet');
+    internetWeb6 = await httpService(topo, ns.client!, '2001:db8:c::10', 8000, 'the internet over IPv6');
     web.a1 = await httpService(topo, ns.a1!, '10.1.0.10', 8080, 'replica a1 of tenant A');
+    web.a1v6 = await httpService(topo, ns.a1!, 'fd00:1::10', 8080, 'replica a1 of tenant A over IPv6');
     web.a2 = await httpService(topo, ns.a2!, '10.2.0.10', 8081, 'replica a2 of tenant A, port 8081');
     web.a2b = await httpService(topo, ns.a2!, '10.2.0.10', 9000, 'replica a2 of tenant A, port 9000');
     web.b1 = await httpService(topo, ns.b1!, '10.1.0.10', 8080, 'replica b1 of tenant B');
@@ -96,7 +110,7 @@ describe('gateway takeover, internet and public IP rules (two tenants, identical
       '    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()',
     ].join('\n')], 'push');
 
-    spA = new ApplianceProc(topo, ns.spA!, 'spA', spConfig('sp-a', '203.0.113.2', '203.0.113.16/28', A_RULES, A_SEGMENTS));
+    spA = new ApplianceProc(topo, ns.spA!, 'spA', spConfig('sp-a', '203.0.113.2', '203.0.113.16/28', A_RULES, A_SEGMENTS, A_V6));
     spB = new ApplianceProc(topo, ns.spB!, 'spB', spConfig('sp-b', '203.0.113.3', '203.0.113.32/28', B_RULES, B_SEGMENTS));
     await Promise.all([spA.start(), spB.start()]);
   });
@@ -118,7 +132,7 @@ describe('gateway takeover, internet and public IP rules (two tenants, identical
     const macOf = async (n: Netns): Promise<string> => (JSON.parse((await n.ip('-j', 'link', 'show', 'ext0')).stdout) as { address: string }[])[0]!.address;
     expect(neigh).toMatch(new RegExp(`203\\.0\\.113\\.17 lladdr ${await macOf(ns.spA!)}`));
     expect(neigh).toMatch(new RegExp(`203\\.0\\.113\\.33 lladdr ${await macOf(ns.spB!)}`));
-    expect(spA.status()?.network).toMatchObject({ generation: 1, lastError: null, publicAddresses: ['203.0.113.17/32', '203.0.113.18/32'] });
+    expect(spA.status()?.network).toMatchObject({ generation: 1, lastError: null, publicAddresses: ['203.0.113.17/32', '203.0.113.18/32', '2001:db8:ff::117/128'] });
   });
 
   it('gateway + internet: a replica pings and fetches from the internet host, which sees the SP\'s public address', async () => {
@@ -137,6 +151,17 @@ describe('gateway takeover, internet and public IP rules (two tenants, identical
     await cap.stop();
     expect(await cap.lines()).toEqual([]);
     expect(httpClients(internetWeb)).toHaveLength(served);
+  });
+
+  it('IPv6: a replica reaches the internet host through NAT66 as the SP\'s address; a public IPv6 port mapping reaches the replica', async () => {
+    // The SP's IPv6 addresses finish duplicate address detection first.
+    await waitFor('IPv6 egress', async () => (await fetchText(ns.a1!, 'http://[2001:db8:c::10]:8000/', 1)) === 'the internet over IPv6', { timeoutMs: 10_000 });
+    // (The client's own requests are http.server's readiness checks.)
+    const seen = httpClients(internetWeb6).filter((a) => a !== '2001:db8:c::10');
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.filter((a) => a !== '2001:db8:ff::2')).toEqual([]);
+    await waitFor('IPv6 mapping', async () => (await fetchText(ns.client!, 'http://[2001:db8:ff::117]/', 1)) === 'replica a1 of tenant A over IPv6', { timeoutMs: 10_000 });
+    expect(httpClients(web.a1v6!)).toContain('2001:db8:c::10');
   });
 
   it('public IP:port reaches the replica\'s TCP service; other ports of that address do not', async () => {
@@ -205,7 +230,7 @@ describe('gateway takeover, internet and public IP rules (two tenants, identical
     expect(tracked.length).toBe(1);
     expect(tracked[0]).toContain('ESTABLISHED');
 
-    const r = await spA.reload(spConfig('sp-a', '203.0.113.2', '203.0.113.16/28', A_RULES.filter((x) => x.name !== 'push'), A_SEGMENTS));
+    const r = await spA.reload(spConfig('sp-a', '203.0.113.2', '203.0.113.16/28', A_RULES.filter((x) => x.name !== 'push'), A_SEGMENTS, A_V6));
     expect(r).toMatchObject({ ok: true, generation: 2 });
     expect(spA.status()?.network?.conntrack.deleted).toBeGreaterThanOrEqual(1);
     expect((await conntrackLines(ns.spA!)).filter((l) => l.includes('dst=203.0.113.17') && l.includes('dport=9100'))).toEqual([]);

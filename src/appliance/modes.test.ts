@@ -158,7 +158,8 @@ describe('desired state from modes', () => {
     expect(() => normalizeFirewall(fw)).not.toThrow();
     const script = renderRuleset(fw);
     expect(script).toContain('ip daddr 203.0.113.17 tcp dport 80 counter dnat ip to 10.1.0.10:8080 comment "dnat-web"');
-    expect(script).toContain('oifname "ext0" ip saddr 10.1.0.0/24 counter masquerade comment "masq-seg10-v4"');
+    expect(script).toContain('oifname "ext0" ip saddr 10.1.0.0/24 counter snat ip to 203.0.113.2 comment "masq-seg10-v4"');
+    expect(script).toContain('oifname "ext0" ip6 saddr fd00:1::/64 counter snat ip6 to 2001:db8:ff::2 comment "masq-seg10-v6"');
     expect(script).toContain('iifname "nea-tap10" counter drop comment "cut-seg10-in"');
   });
 
@@ -171,7 +172,7 @@ describe('desired state from modes', () => {
       { kind: 'existing', name: 'ext0', up: true, addresses: ['203.0.113.2/24', '2001:db8:ff::2/64', '203.0.113.17/32', '2001:db8:ff:1::17/128', '203.0.113.18/32'] },
     ]);
     expect(net.routes).toEqual([
-      { dst: '0.0.0.0/0', via: '203.0.113.1', dev: 'ext0' },
+      { dst: '0.0.0.0/0', via: '203.0.113.1', dev: 'ext0', src: '203.0.113.2' },
       { dst: '::/0', via: '2001:db8:ff::1', dev: 'ext0' },
     ]);
   });

@@ -483,7 +483,10 @@ export function networkWithModes(base: DesiredNetwork, config: ApplianceConfig, 
     const i = links.findIndex((l) => l.name === ext.interface);
     const link: DesiredLink = { kind: 'existing', name: ext.interface, up: true, addresses };
     if (i >= 0) links[i] = { ...links[i]!, addresses }; else links.push(link);
-    if (ext.defaultRoute?.ipv4) routes.push({ dst: '0.0.0.0/0', via: ext.defaultRoute.ipv4, dev: ext.interface });
+    // The appliance's own IPv4 traffic leaves from its own address, never from a held public one. (Not for
+    // IPv6: the kernel refuses a preferred source that is still tentative, as a new address is during DAD.)
+    const v4 = ext.addresses.map((a) => parseHostPrefix(a)!).find((p) => p.family === 4)?.address;
+    if (ext.defaultRoute?.ipv4) routes.push({ dst: '0.0.0.0/0', via: ext.defaultRoute.ipv4, dev: ext.interface, ...(v4 !== undefined && { src: v4 }) });
     if (ext.defaultRoute?.ipv6) routes.push({ dst: '::/0', via: ext.defaultRoute.ipv6, dev: ext.interface });
   }
   return { ...base, links, routes };

@@ -100,6 +100,9 @@ export interface ExternalInterface {
   /**
    * The appliance's own addresses on it, where SSH, the management API and
    * the tunnel listen: a whole-address mapping of one of them is refused.
+   * Segments with internet are SNATed to the first one of the packet's
+   * family (to the interface's address of the kernel's choosing, `masquerade`,
+   * when there is none of that family).
    */
   applianceAddresses?: string[];
   /** Prefixes public IP rules may use (the SP's pool for this tenant). */
@@ -202,7 +205,8 @@ export type NormRule = NormPortMapping | NormAddressMapping;
 export interface NormFirewall {
   appliance: string;
   table: string;
-  external: { name: string } | undefined;
+  /** `snat`: per family, the appliance's first own address there (what segments with internet are SNATed to). */
+  external: { name: string; snat: Partial<Record<Family, string>> } | undefined;
   segments: NormSegment[];
   routeBetweenSegments: boolean;
   rules: NormRule[];
@@ -223,6 +227,13 @@ function toPrefix(s: string, what: string): Prefix {
 /** True when `addr` (4 or 16 bytes) lies inside `p`. */
 export function prefixContains(p: Prefix, addr: Buffer): boolean {
   return addr.length === p.bytes.length && maskPrefix(addr, p.prefixLength).equals(p.bytes);
+}
+
+/** The first address of each family, canonical. */
+function snatAddresses(own: readonly { family: Family; bytes: Buffer }[]): Partial<Record<Family, string>> {
+  const out: Partial<Record<Family, string>> = {};
+  for (const a of own) out[a.family] ??= formatIp(a.bytes);
+  return out;
 }
 
 /**
@@ -346,7 +357,7 @@ export function normalizeFirewall(d: DesiredFirewall): NormFirewall {
   return {
     appliance,
     table: tableName(appliance),
-    external: external ? { name: external.name } : undefined,
+    external: external ? { name: external.name, snat: snatAddresses(external.own) } : undefined,
     segments,
     routeBetweenSegments: d.routeBetweenSegments ?? false,
     rules,

@@ -181,7 +181,7 @@ table inet nea_acme {
 		ip saddr 10.2.0.0/24 ip daddr 10.2.0.0/24 ct status dnat counter masquerade comment "hairpin-web-v4"
 		ip6 saddr fd00:2::/64 ip6 daddr fd00:2::/64 ct status dnat counter masquerade comment "hairpin-web-v6"
 		ip saddr 10.3.0.0/24 ip daddr 10.3.0.0/24 ct status dnat counter masquerade comment "hairpin-db-v4"
-		oifname "wan0" ip saddr 10.2.0.0/24 counter masquerade comment "masq-web-v4"
+		oifname "wan0" ip saddr 10.2.0.0/24 counter snat ip to 203.0.113.2 comment "masq-web-v4"
 		oifname "wan0" ip6 saddr fd00:2::/64 counter masquerade comment "masq-web-v6"
 	}
 }
@@ -322,6 +322,27 @@ describe('renderRuleset: chains by case', () => {
         'inet prerouting': [],
         'inet postrouting': [
           'oifname "wan0" ip saddr { 10.7.0.0/24, 10.8.0.0/16 } counter masquerade comment "masq-g-v4"',
+          'oifname "wan0" ip6 saddr fd00:7::/64 counter masquerade comment "masq-g-v6"',
+        ],
+      },
+    },
+    {
+      why: 'gateway with internet and the appliance\'s own addresses: SNAT to the first of each family (masquerade where none)',
+      d: fw([gateway('g', ['10.7.0.1/24', 'fd00:7::1/64'], { internet: true })], {
+        external: { name: 'wan0', applianceAddresses: ['203.0.113.2', '203.0.113.3'], publicPool: ['203.0.113.0/24'] },
+      }),
+      expect: {
+        'bridge forward': [],
+        'inet forward': [
+          'iifname != "br-g" oifname != "br-g" counter accept comment "not-ours"',
+          'iifname "br-g" oifname "br-g" counter accept comment "bridged-g"',
+          'ct state invalid counter drop comment "invalid"',
+          'iifname "br-g" oifname "wan0" counter accept comment "internet-g"',
+          ...FWD_TAIL,
+        ],
+        'inet prerouting': [],
+        'inet postrouting': [
+          'oifname "wan0" ip saddr 10.7.0.0/24 counter snat ip to 203.0.113.2 comment "masq-g-v4"',
           'oifname "wan0" ip6 saddr fd00:7::/64 counter masquerade comment "masq-g-v6"',
         ],
       },

@@ -17,7 +17,8 @@
  *     appliance's segment bridges, accepts the rest ("not-ours"), so several
  *     appliances share a namespace; then allows what modes and rules allow
  *   prerouting (nat, dstnat)  — public IP rules: DNAT
- *   postrouting (nat, srcnat) — whole-address SNAT, hairpin, segment SNAT
+ *   postrouting (nat, srcnat) — whole-address SNAT, hairpin, segment SNAT (to
+ *     the appliance's own address of the family, else masquerade)
  * ```
  *
  * Every rule carries a counter and a comment naming it; the names are
@@ -194,9 +195,12 @@ function inetPostrouting(n: NormFirewall, active: readonly NormRule[]): Rendered
       if (s.mode !== 'gateway' || !s.internet) continue;
       for (const f of families(s)) {
         const kw = FAMILY_KW[f];
+        // SNAT to the appliance's own address: masquerade would pick any address of the interface,
+        // a held public address of a replica's mapping included (IPv6 source selection does).
+        const to = ext.snat[f];
         rules.push({
           name: `masq-${s.name}-${suffix(f)}`,
-          text: `oifname ${quote(ext.name)} ${kw} saddr ${prefixes(s.subnets.filter((p) => p.family === f))} counter masquerade`,
+          text: `oifname ${quote(ext.name)} ${kw} saddr ${prefixes(s.subnets.filter((p) => p.family === f))} counter ${to === undefined ? 'masquerade' : `snat ${kw} to ${to}`}`,
         });
       }
     }
