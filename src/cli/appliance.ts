@@ -58,6 +58,18 @@ register({
       ...(typeof v['advertise-endpoint'] === 'string' && { advertiseEndpoint: v['advertise-endpoint'] }),
       ...(typeof v['advertise-api'] === 'string' && { advertiseApi: v['advertise-api'] }),
     });
+    // SIGHUP: re-read the config and apply what changes at run time (modes, public IP rules, ...);
+    // a refused or failed change is logged and shown in the status, and the appliance runs on as it was.
+    // One that arrives while starting is applied once started (its default action would end the process).
+    const phase = { running: false, hangupWhileStarting: false };
+    const onHangup = (): void => {
+      if (!phase.running) { phase.hangupWhileStarting = true; return; }
+      log.info('reloading the config', { file: configFile });
+      service.reload().catch((e: unknown) => {
+        log.error('config not applied; running as before', { error: e instanceof Error ? e.message : String(e) });
+      });
+    };
+    process.on('SIGHUP', onHangup);
     // Signals from here on: one that arrives while starting stops the appliance once it has started.
     let stopSignal: string | undefined;
     let wake = (): void => { /* replaced below */ };
@@ -65,16 +77,9 @@ register({
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
     await service.start();
+    phase.running = true;
+    if (phase.hangupWhileStarting) onHangup();
     log.info('appliance running', { role: config.role, segments: config.segments.length, status: app!.statusFile });
-    // SIGHUP: re-read the config and apply what changes at run time (modes, public IP rules, ...);
-    // a refused or failed change is logged and shown in the status, and the appliance runs on as it was.
-    const onHangup = (): void => {
-      log.info('reloading the config', { file: configFile });
-      service.reload().catch((e: unknown) => {
-        log.error('config not applied; running as before', { error: e instanceof Error ? e.message : String(e) });
-      });
-    };
-    process.on('SIGHUP', onHangup);
     if (stopSignal === undefined) await new Promise<void>((resolve) => { wake = resolve; });
     log.info('stopping', { signal: stopSignal });
     process.off('SIGHUP', onHangup);
