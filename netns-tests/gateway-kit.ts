@@ -69,11 +69,12 @@ export class ApplianceProc {
     writeFileSync(this.configFile, JSON.stringify(config, null, 2));
   }
 
-  /** Start it; resolves once its status file shows the network applied. */
+  /** Start it; resolves once it says it runs and its status file shows the network applied. */
   async start(): Promise<void> {
     const envArgs = Object.entries(this.env).map(([k, v]) => `${k}=${v}`);
     this.proc = this.ns.spawn('env', [...envArgs, process.execPath, NEA, 'appliance', 'run', '--config', this.configFile, '--state-dir', this.dir], `nea-${this.label}`);
-    await waitFor(`${this.label} running`, () => (this.status()?.pid === this.proc!.pid && (this.status()?.network?.generation ?? 0) >= 1) || !this.proc!.running, { timeoutMs: 20_000 });
+    await waitFor(`${this.label} running`, () => (this.proc!.stderr.includes('appliance running') && this.status()?.pid === this.proc!.pid &&
+      (this.status()?.network?.generation ?? 0) >= 1) || !this.proc!.running, { timeoutMs: 30_000 });
     if (!this.proc.running) throw new Error(`${this.label} exited: ${this.proc.stderr.trim()}`);
   }
 
@@ -99,8 +100,11 @@ export class ApplianceProc {
     const gen = before?.generation ?? 0;
     const errAt = before?.lastError?.at;
     writeFileSync(this.configFile, JSON.stringify(config, null, 2));
-    process.kill(this.proc!.pid, 'SIGHUP');
+    const proc = this.proc!;
+    if (!proc.running) throw new Error(`${this.label} is not running: ${proc.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+    process.kill(proc.pid, 'SIGHUP');
     return waitFor(`${this.label} applied or refused the new config`, () => {
+      if (!proc.running) throw new Error(`${this.label} exited: ${proc.stderr.trim().split('\n').slice(-5).join(' | ')}`);
       const n = this.status()?.network;
       if (!n) return undefined;
       if (n.generation > gen) {
