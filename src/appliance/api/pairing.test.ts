@@ -148,3 +148,22 @@ describe('pairing', () => {
     expect(codes).toEqual([401, 401, 401, 429, 429]);
   });
 });
+
+describe('bounded credential records', () => {
+  it('many issued and revoked API tokens: live ones all kept, old revoked ones dropped, state stays valid', async () => {
+    const t = await testApi();
+    for (let i = 0; i < 300; i++) {
+      const c = await t.manager.change('test', (d) => {
+        const rec = { id: `tok${String(i).padStart(8, '0')}`, name: 'x', scope: 'read' as const, hash: 'ab'.repeat(32), createdAt: new Date().toISOString(), revokedAt: new Date(Date.now() + i).toISOString() };
+        d.apiTokens.push(rec);
+        return d.apiTokens.length;
+      });
+      expect(c).toBeLessThan(1024);
+    }
+    const r = await t.app.inject({ method: 'POST', url: '/v1/api-tokens', headers: bearer(t.admin), payload: { name: 'last', scope: 'admin' } });
+    expect(r.statusCode).toBe(201);
+    const toks = t.manager.snapshot().apiTokens;
+    expect(toks.filter((x) => x.revokedAt !== undefined)).toHaveLength(256);
+    expect(toks.filter((x) => x.revokedAt === undefined).map((x) => x.name).sort()).toEqual(['admin', 'last', 'reader']);
+  });
+});

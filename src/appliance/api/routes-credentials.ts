@@ -61,9 +61,21 @@ function pairingView(r: PairingTokenRecord, now: Date): PairingTokenViewT {
   };
 }
 
+/** Revoked API tokens kept (newest first); older ones are dropped, and stay refused (401 instead of 403). */
+export const REVOKED_TOKENS_KEPT = 256;
+/** Used, expired or revoked pairing records kept at most, besides the age limit. */
+export const SPENT_PAIRING_RECORDS_KEPT = 2048;
+
 function prune(records: PairingTokenRecord[], now: Date): PairingTokenRecord[] {
-  return records.filter((r) => pairingState(r, now) === 'unused' ||
-    now.getTime() - Date.parse(r.usedAt ?? r.revokedAt ?? r.expiresAt) < PAIRING_RECORD_KEEP_MS);
+  const spentAt = (r: PairingTokenRecord): number => Date.parse(r.usedAt ?? r.revokedAt ?? r.expiresAt);
+  const spent = records.filter((r) => pairingState(r, now) !== 'unused' && now.getTime() - spentAt(r) < PAIRING_RECORD_KEEP_MS)
+    .sort((a, b) => spentAt(b) - spentAt(a)).slice(0, SPENT_PAIRING_RECORDS_KEPT);
+  return records.filter((r) => pairingState(r, now) === 'unused' || spent.includes(r));
+}
+
+function pruneRevoked(records: ApiTokenRecord[]): ApiTokenRecord[] {
+  const keep = new Set(records.filter((r) => r.revokedAt !== undefined).sort((a, b) => Date.parse(b.revokedAt!) - Date.parse(a.revokedAt!)).slice(0, REVOKED_TOKENS_KEPT));
+  return records.filter((r) => r.revokedAt === undefined || keep.has(r));
 }
 
 export interface CredentialRouteOptions {
@@ -91,7 +103,7 @@ export function registerCredentialRoutes(app: ApiApp, o: CredentialRouteOptions)
     const t = createApiToken(req.body.name, req.body.scope, manager.now());
     await manager.change('POST /v1/api-tokens', (d) => {
       if (d.apiTokens.filter((r) => r.revokedAt === undefined).length >= 256) throw new NeaError('API_CONFLICT', 'at most 256 live API tokens; revoke unused ones first');
-      d.apiTokens.push(t.record);
+      d.apiTokens = [...pruneRevoked(d.apiTokens), t.record];
     });
     log.info('API token issued', { id: t.record.id, name: t.record.name, scope: t.record.scope });
     return reply.code(201).send({ ...tokenView(t.record), token: t.token });
