@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -89,6 +89,17 @@ describe('state file', () => {
     expect(err).toBeInstanceOf(NeaError);
     expect((err as NeaError).code).toBe('STATE_INVALID');
     expect(readFileSync(join(d, STATE_FILE), 'utf8')).toBe('{"format":1,');
+  });
+
+  it('a write torn by a crash (a temporary file left beside it) is never read; the file is 0600', () => {
+    const d = dir();
+    const { store } = StateStore.open({ dir: d, log: quiet }, SEED);
+    // writeFileAtomic writes .state.json.<pid>.tmp, fsyncs, renames: a crash before the rename leaves only the temporary file.
+    writeFileSync(join(d, `.${STATE_FILE}.99999.tmp`), '{"format":1,"vers');
+    const r = StateStore.open({ dir: d, log: quiet }, SEED);
+    expect(r.load.source).toBe('state');
+    expect(r.store.current).toEqual(store.current);
+    expect(statSync(join(d, STATE_FILE)).mode & 0o777).toBe(0o600);
   });
 
   it('a missing state.json is a first start (state.json.prev alone is not used)', () => {
