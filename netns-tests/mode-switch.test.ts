@@ -101,6 +101,19 @@ describe('mode switch extend → gateway → extend under traffic, tunnel sessio
     // No public mapping in extend mode.
     expect(await fetchText(ns.client!, 'http://203.0.113.17/', 1)).toBeUndefined();
     expect(sp.status()?.network?.segments).toEqual([{ id: 10, mode: 'extend', internet: true, gateway: { ipv4: '10.1.0.1/24', ipv6: 'fd00:1::1/64' } }]);
+    // Take the marks once the start-up handshake has settled: the status files are rewritten every
+    // second, and an initiation retried at start-up (REKEY_TIMEOUT, 5 s) may still complete. Counts
+    // unchanged across 6 s of fresh status files mean the session in use is the one the switch must keep.
+    const settled = async (): Promise<string> => {
+      const t = Date.now();
+      await waitFor('fresh status files', () => Date.parse(sp.status()!.updatedAt) > t && Date.parse(tenant.status()!.updatedAt) > t, { timeoutMs: 5000 });
+      return `${handshakes(sp)}/${handshakes(tenant)}`;
+    };
+    await waitFor('handshake counts settled', async () => {
+      const a = await settled();
+      await new Promise((r) => setTimeout(r, 6000));
+      return a === (await settled());
+    }, { timeoutMs: 40_000 });
     marks.handshakesSp = handshakes(sp)!;
     marks.handshakesTenant = handshakes(tenant)!;
     marks.spPid = sp.status()!.pid;
