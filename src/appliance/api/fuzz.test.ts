@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../dataplane/wg/crypto.js';
 import { STATE_FILE } from '../state.js';
-import { testApi, type TestApi } from './testkit.js';
+import { SP_BASE_CONFIG, testApi, type TestApi } from './testkit.js';
 
 interface Schema {
   type?: string; anyOf?: Schema[]; const?: unknown; enum?: unknown[]; pattern?: string; minLength?: number; maxLength?: number;
@@ -113,8 +113,8 @@ function stateBytes(t: TestApi): string {
   return readFileSync(join(t.dir, STATE_FILE), 'utf8');
 }
 
-async function fuzz(role: 'sp' | 'tenant'): Promise<void> {
-  const t = await testApi({ role, api: { rateLimit: { max: 1e9, windowMs: 60_000 }, redeemRateMax: 1e9 } });
+async function fuzz(role: 'sp' | 'tenant', daemonConfig?: unknown): Promise<void> {
+  const t = await testApi({ role, api: { rateLimit: { max: 1e9, windowMs: 60_000 }, redeemRateMax: 1e9 }, ...(daemonConfig !== undefined && { daemonConfig }) });
   const routes = await routesOf(t);
   expect(routes.length).toBeGreaterThan(20);
   const seen = new Map<string, Set<number>>();
@@ -154,7 +154,7 @@ async function fuzz(role: 'sp' | 'tenant'): Promise<void> {
         expect(t.control.applied.length).toBe(before.applied);
       }
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    }), { numRuns: Number(process.env.NEA_FUZZ_RUNS ?? 100), seed: 0x6ea + (role === 'sp' ? 1 : 2), endOnFailure: true });
+    }), { numRuns: Number(process.env.NEA_FUZZ_RUNS ?? 100), seed: Number(process.env.NEA_FUZZ_SEED ?? 0x6ea) + (role === 'sp' ? 1 : 2) + (daemonConfig === undefined ? 0 : 2), endOnFailure: true });
   }
   // The fuzzer reached past validation: some writes succeeded.
   const ok = [...seen.entries()].filter(([k, s]) => /^(PUT|POST)/.test(k) && [...s].some((c) => c < 300)).map(([k]) => k);
@@ -165,4 +165,7 @@ async function fuzz(role: 'sp' | 'tenant'): Promise<void> {
 describe('API fuzzing from the route schemas (fast-check)', () => {
   it('SP appliance: every route answers 2xx or 4xx, and a refused request changes nothing', async () => { await fuzz('sp'); }, 120_000);
   it('tenant appliance: the same', async () => { await fuzz('tenant'); }, 120_000);
+  it('SP appliance through the real DaemonControl (config mapping, the config parser\'s rules, run-time rules): the same', async () => {
+    await fuzz('sp', SP_BASE_CONFIG);
+  }, 120_000);
 });

@@ -12,7 +12,10 @@ import type { ErrorCode } from '../../shared/error-codes.js';
 import { NeaError } from '../../shared/errors.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { createApiToken, loadOrCreateSigningKey } from '../credentials.js';
+import { parseApplianceConfig, type ApplianceConfig } from '../config.js';
+import { DaemonControl, type ApplianceLike } from '../daemon-control.js';
 import { StateManager, type ApplianceControl, type LiveStatus } from '../manager.js';
+import { checkRuntimeChange } from '../modes.js';
 import { StateStore } from '../state.js';
 import { buildApi, type ApiApp, type ApiOptions } from './app.js';
 
@@ -52,6 +55,47 @@ export class FakeControl implements ApplianceControl {
   }
 }
 
+/**
+ * A daemon that keeps the real one's run-time rules (modes.ts) without a
+ * kernel: what DaemonControl drives in tests.
+ */
+export class FakeDaemon implements ApplianceLike {
+  running: ApplianceConfig;
+  constructor(config: ApplianceConfig) { this.running = config; }
+  start(): Promise<void> { return Promise.resolve(); }
+  stop(): Promise<void> { return Promise.resolve(); }
+  status(): ReturnType<ApplianceLike['status']> { return Promise.resolve({ publicKey: 'K'.repeat(43) + '=', tunnel: null }); }
+  apply(next: ApplianceConfig | (() => ApplianceConfig)): Promise<unknown> {
+    return Promise.resolve().then(() => {
+      const c = typeof next === 'function' ? next() : next;
+      checkRuntimeChange(this.running, c);
+      this.running = c;
+      return {};
+    });
+  }
+  setPeers(): void { /* accepted */ }
+}
+
+/** FakeControl whose applies go through the real DaemonControl first (config mapping and validation, run-time rules). */
+export class DaemonBackedControl extends FakeControl {
+  readonly daemon: DaemonControl;
+  constructor(role: 'sp' | 'tenant', name: string, base: ApplianceConfig, log: Logger) {
+    super(role, name);
+    this.daemon = new DaemonControl({ base, log, make: (c) => new FakeDaemon(c) });
+  }
+  override async apply(next: Desired): Promise<void> {
+    await this.daemon.apply(next);
+    await super.apply(next);
+  }
+}
+
+/** An SP config matching {@link SEED}, with an external interface and a public pool. */
+export const SP_BASE_CONFIG = {
+  role: 'sp', name: 'sp-a', tunnel: { listenPort: 51820, peers: [] },
+  external: { interface: 'ext0', addresses: ['203.0.113.2/24'], publicPool: ['203.0.113.0/24'] },
+  segments: [{ id: 10, name: 'servers', uplink: 'c10', gateway: { ipv4: '198.51.100.1/24' } }, { id: 20, name: 'dmz', uplink: 'c20' }],
+};
+
 export const SEED: Desired = {
   segments: [
     { id: 10, name: 'servers', mode: 'extend', internet: false, gateway: { ipv4: '198.51.100.1/24' } },
@@ -81,6 +125,8 @@ export interface TestApiOptions {
   now?: () => Date;
   dir?: string;
   redeem?: ApiOptions['pairing']['redeem'];
+  /** Drive a real DaemonControl (over a FakeDaemon) with this config file content. */
+  daemonConfig?: unknown;
   api?: Partial<Omit<ApiOptions, 'manager' | 'log' | 'pairing'>>;
 }
 
@@ -88,8 +134,10 @@ export async function testApi(o: TestApiOptions = {}): Promise<TestApi> {
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'nea-api-'));
   const lines: string[] = [];
   const log = createLogger({ level: 'debug', sink: (l) => lines.push(l) });
-  const control = new FakeControl(o.role ?? 'sp', o.name ?? 'sp-a');
+  const base = o.daemonConfig === undefined ? undefined : parseApplianceConfig(o.daemonConfig);
+  const control = base ? new DaemonBackedControl(o.role ?? 'sp', o.name ?? 'sp-a', base, log) : new FakeControl(o.role ?? 'sp', o.name ?? 'sp-a');
   const { store } = StateStore.open({ dir, log, ...(o.now && { now: () => o.now!().getTime() }) }, o.seed ?? SEED);
+  if (control instanceof DaemonBackedControl) await control.daemon.start(store.current.desired);
   const manager = new StateManager({ store, control, log, ...(o.now && { now: o.now }) });
   await manager.reconcile();
   const admin = createApiToken('admin', 'admin', new Date());
