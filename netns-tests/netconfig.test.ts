@@ -29,7 +29,7 @@ import { LinkConflictError, OWNER_ALIAS, describeChange, type DesiredNetwork } f
 import { Netlink } from '../src/netconfig/netlink.js';
 import { netnsPath } from '../src/netconfig/netns.js';
 import { ReconcileError, reconcile } from '../src/netconfig/reconcile.js';
-import { Topology, isRoot, run, waitFor, type Netns } from './harness.js';
+import { Topology, run, waitFor, type Netns } from './harness.js';
 
 interface IpLink {
   ifname: string;
@@ -101,7 +101,7 @@ async function dadDone(ns: Netns): Promise<void> {
   }, { timeoutMs: 10_000 });
 }
 
-describe.skipIf(!isRoot())('netconfig on a real kernel', () => {
+describe('netconfig on a real kernel', () => {
   let topo: Topology;
   const clients: Netlink[] = [];
   const open = (ns: Netns): Netlink => {

@@ -20,7 +20,7 @@ import type { DesiredFirewall } from '../src/netconfig/nft-desired.js';
 import { EXAMPLE_FIREWALL } from '../src/netconfig/nft-example.js';
 import { computeMssClamp } from '../src/netconfig/nft-mss.js';
 import { ruleNames } from '../src/netconfig/nft-render.js';
-import { Topology, isRoot, run, waitFor, type Netns, type NsProcess } from './harness.js';
+import { Topology, run, waitFor, type Netns, type NsProcess } from './harness.js';
 
 const PORT = 5001;
 
@@ -56,7 +56,7 @@ s.close()
 
 const clamp = computeMssClamp(1500);
 
-describe.skipIf(!isRoot())('nftables layer on a real kernel', () => {
+describe('nftables layer on a real kernel', () => {
   let topo: Topology;
   let ha: Netns;
   let br: Netns;

@@ -28,7 +28,7 @@ import {
   type PacketBatch,
   type PacketDevice,
 } from '../src/dataplane/tuntap.js';
-import { Topology, isRoot, run, waitFor, type Netns } from './harness.js';
+import { Topology, run, waitFor, type Netns } from './harness.js';
 
 const ETHERTYPE = 0x88b5;
 const TAP_MAC = '02:00:00:00:01:01';
@@ -116,7 +116,7 @@ async function disableIpv6(ns: Netns): Promise<void> {
   await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
 }
 
-describe.skipIf(!isRoot())('TAP/TUN devices on a real kernel', () => {
+describe('TAP/TUN devices on a real kernel', () => {
   const topo = new Topology('tuntap');
   const opened: PacketDevice[] = [];
   let a: Netns;

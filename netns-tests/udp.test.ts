@@ -27,7 +27,7 @@ import {
 } from '../src/dataplane/udp.js';
 import { packFrames } from '../src/dataplane/packet-device.js';
 import type { SystemError } from '../src/shared/errors.js';
-import { Topology, isRoot, waitFor, type Netns } from './harness.js';
+import { Topology, waitFor, type Netns } from './harness.js';
 
 /** Datagram i of a run: 4-byte run tag, 4-byte index, then filler up to `size`. */
 function datagram(tag: number, i: number, size: number): Buffer {
@@ -102,7 +102,7 @@ async function idle(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
 
-describe.skipIf(!isRoot())('batched UDP socket on a real kernel', () => {
+describe('batched UDP socket on a real kernel', () => {
   const topo = new Topology('udp');
   const opened: UdpBatchSocket[] = [];
   let a: Netns;
