@@ -24,6 +24,7 @@ describe('state file', () => {
     expect(load.source).toBe('seeded');
     expect(store.version).toBe(1);
     expect(store.current.desired).toEqual(SEED);
+    expect(store.current.revisions).toEqual({ 'segment:10': 1, 'segment:20': 1, desired: 1 });
     const again = StateStore.open({ dir: d, log: quiet }, SEED);
     expect(again.load.source).toBe('state');
     expect(again.store.current).toEqual(store.current);
@@ -176,6 +177,18 @@ describe('config precedence (three-way merge of the config\'s desired part)', ()
     expect(r.store.current.desired.segments[0]!.internet).toBe(true);
     expect(r.store.current.desired.peers.map((p) => p.publicKey)).toEqual([p2]);
     expect(r.store.current.revisions['segment:10']).toBe(3);
+    // The config removes segment 20, which the API's peer uses: refused, naming both, nothing written.
+    const before = readFileSync(join(d, STATE_FILE), 'utf8');
+    expect(() => StateStore.open({ dir: d, log: quiet }, { ...edited, segments: edited.segments.filter((s) => s.id === 10) }))
+      .toThrow(/config and state merged: peer .*: segments\[0\]: segment 20 does not exist/);
+    expect(readFileSync(join(d, STATE_FILE), 'utf8')).toBe(before);
+  });
+
+  it('an item the config removes loses its revision', () => {
+    const d = dir();
+    StateStore.open({ dir: d, log: quiet }, SEED);
+    const r = StateStore.open({ dir: d, log: quiet }, { ...SEED, segments: SEED.segments.filter((s) => s.id === 10) });
+    expect(r.store.current.revisions).toEqual({ 'segment:10': 1, desired: 2 });
   });
 });
 

@@ -82,6 +82,15 @@ export const itemKey = {
   routing: 'routing',
 } as const;
 
+/** Whether the item `key` ({@link itemKey}) is in `d`. */
+function itemExists(d: Desired, key: string): boolean {
+  if (key === itemKey.routing) return true;
+  const [kind, id] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
+  if (kind === 'segment') return d.segments.some((s) => String(s.id) === id);
+  if (kind === 'peer') return d.peers.some((p) => p.publicKey === id);
+  return d.publicRules.some((r) => r.name === id);
+}
+
 /** An empty desired state: no segments, peers or rules, no routing. */
 export function emptyDesired(): Desired {
   return { segments: [], publicRules: [], peers: [], routing: { betweenSegments: false } };
@@ -303,8 +312,15 @@ export class StateStore {
     const merged = mergeSeed(load.state.desired, load.state.seed, seed);
     checkDesired(merged.desired, 'config and state merged: ');
     const next: StateFile = { ...structuredClone(load.state), desired: merged.desired, seed: structuredClone(seed) };
-    for (const k of merged.changed) next.revisions[k] = load.state.version + 1;
-    if (merged.changed.length > 0) next.revisions.desired = load.state.version + 1;
+    // The version these items get: 1 when the file is new, else the next one.
+    const version = load.source === 'seeded' ? load.state.version : load.state.version + 1;
+    for (const k of merged.changed) {
+      if (k.startsWith('segment:') || k.startsWith('peer:') || k.startsWith('rule:') || k === itemKey.routing) {
+        if (itemExists(merged.desired, k)) next.revisions[k] = version;
+        else Reflect.deleteProperty(next.revisions, k);
+      }
+    }
+    if (merged.changed.length > 0) next.revisions.desired = version;
     if (load.source !== 'state' || merged.changed.length > 0 || !sameItem(load.state.seed, seed)) {
       if (load.source === 'seeded') store.writeFirst(next);
       else store.commit({ ...next, version: load.state.version + 1 }, load.source === 'prev');

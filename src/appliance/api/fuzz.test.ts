@@ -159,7 +159,7 @@ async function fuzz(role: 'sp' | 'tenant', daemonConfig?: unknown): Promise<void
   // The fuzzer reached past validation: some writes succeeded.
   const ok = [...seen.entries()].filter(([k, s]) => /^(PUT|POST)/.test(k) && [...s].some((c) => c < 300)).map(([k]) => k);
   if (process.env.NEA_FUZZ_DEBUG) console.error([...seen.entries()].map(([k, s]) => `${k}: ${[...s].join(",")}`).join("\n"));
-  expect(ok.length).toBeGreaterThan(4);
+  expect(ok.length).toBeGreaterThanOrEqual(4);
 }
 
 describe('API fuzzing from the route schemas (fast-check)', () => {
