@@ -130,7 +130,7 @@ export class DaemonControl implements ApplianceControl {
   }
 
   private started(): ApplianceLike {
-    if (!this.appliance || !this.running) throw new NeaError('API_INTERNAL', 'the appliance is not running');
+    if (!this.appliance || !this.running) throw new NeaError('API_RESTARTING', 'the appliance is restarting to apply a change; retry in a moment');
     return this.appliance;
   }
 

@@ -75,6 +75,7 @@ export const ERROR_CODES = {
   API_BODY_TOO_LARGE: { status: 413, summary: "the request body exceeds the API's body limit" },
   API_UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'the request body is not application/json' },
   API_RATE_LIMITED: { status: 429, summary: 'too many requests from this client; retry after the time in retry-after' },
+  API_RESTARTING: { status: 503, summary: 'the appliance is restarting to apply a change; retry in a moment' },
   API_INTERNAL: { status: 500, summary: 'the appliance failed while handling a valid request; see its log' },
   API_UNREACHABLE: { status: 503, summary: "a client could not reach an appliance's API (connection refused, timeout, TLS failure)" },
   API_PIN_MISMATCH: { status: 502, summary: "the appliance's TLS certificate does not have the pinned SHA-256 fingerprint; nothing was sent" },
