@@ -121,6 +121,19 @@ describe('DaemonControl', () => {
     expect(last.config.segments.map((s) => s.id)).toEqual([10, 20]);
   });
 
+  it('when the previous config does not start again either, onFatal is called', async () => {
+    FakeAppliance.made = [];
+    let fatal: unknown;
+    const control = new DaemonControl({ base: BASE, log: quiet, onFatal: (e) => { fatal = e; }, make: (c) => { const a = new FakeAppliance(c); a.failStart = FakeAppliance.made.length > 1; return a; } });
+    const desired = desiredFromConfig(BASE);
+    await control.start(desired);
+    const next = structuredClone(desired);
+    next.segments.push({ id: 30, name: 'app', mode: 'extend', internet: false });
+    await expect(control.apply(next)).rejects.toThrow(/TAP busy/);
+    expect(fatal).toBeInstanceOf(Error);
+    await expect(control.status()).rejects.toMatchObject({ code: 'API_RESTARTING' });
+  });
+
   it('SIGHUP: the daemon\'s rules apply; a change that takes a restart is refused, not restarted', async () => {
     const { control } = await started();
     const r = await control.reload(() => ({ ...BASE, routeBetweenSegments: true }), (f) => desiredFromConfig(f));

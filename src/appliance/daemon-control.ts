@@ -46,6 +46,13 @@ export interface DaemonControlOptions {
   log: Logger;
   /** Reads the NAT rules' counters (rule name → hits); default: nft, best effort. */
   natCounters?: (config: ApplianceConfig) => Promise<Record<string, { packets: number; bytes: number }> | undefined>;
+  /**
+   * Called when an in-process restart failed and the previous config did not
+   * start again either: the appliance runs nothing. The process should exit
+   * so that its supervisor starts it afresh (from the persisted state, which
+   * still holds the previous desired state).
+   */
+  onFatal?: (error: unknown) => void;
 }
 
 const peersOf = (c: ApplianceConfig): PeerConfig[] => c.tunnel?.peers ?? [];
@@ -162,7 +169,12 @@ export class DaemonControl implements ApplianceControl {
       await this.startWith(config);
     } catch (e) {
       log.error('the new config did not start; starting the previous one again', { error: e instanceof Error ? e.message : String(e) });
-      await this.startWith(previous);
+      try {
+        await this.startWith(previous);
+      } catch (e2) {
+        log.error('the previous config did not start again either; the appliance runs nothing', { error: e2 instanceof Error ? e2.message : String(e2) });
+        this.opts.onFatal?.(e2);
+      }
       throw e;
     }
   }

@@ -50,6 +50,8 @@ export interface ServiceOptions {
   log: Logger;
   makeAppliance: (config: ApplianceConfig) => ApplianceLike;
   natCounters?: ConstructorParameters<typeof DaemonControl>[0]['natCounters'];
+  /** See DaemonControlOptions.onFatal. */
+  onFatal?: (error: unknown) => void;
   /** Where the API listens; null: no API. */
   api: { host: string; port: number } | null;
   /** Tunnel endpoint put in pairing tokens by default (`ADDR:PORT` as tenants reach this appliance). */
@@ -70,7 +72,11 @@ export class ApplianceService {
   async start(): Promise<void> {
     const { config, stateDir, log } = this.opts;
     const { store } = StateStore.open({ dir: stateDir, log: log.child('state') }, desiredFromConfig(config));
-    const control = new DaemonControl({ base: config, make: this.opts.makeAppliance, log, ...(this.opts.natCounters && { natCounters: this.opts.natCounters }) });
+    const control = new DaemonControl({
+      base: config, make: this.opts.makeAppliance, log,
+      ...(this.opts.natCounters && { natCounters: this.opts.natCounters }),
+      ...(this.opts.onFatal && { onFatal: this.opts.onFatal }),
+    });
     await control.start(store.current.desired);
     this.control = control;
     const manager = new StateManager({ store, control, log: log.child('state') });

@@ -55,6 +55,8 @@ register({
       config, stateDir, log, api, loadConfig: () => loadApplianceConfig(configFile),
       makeAppliance: (c) => { app = new Appliance({ config: c, stateDir, log, ...(nftPath !== undefined && nftPath !== '' && { nftPath }) }); return app; },
       natCounters: (c) => nftNatCounters(c, firewallId(c.name)),
+      // Nothing runs any more: exit, so that systemd starts the appliance afresh from its state.
+      onFatal: () => { process.exit(1); },
       ...(typeof v['advertise-endpoint'] === 'string' && { advertiseEndpoint: v['advertise-endpoint'] }),
       ...(typeof v['advertise-api'] === 'string' && { advertiseApi: v['advertise-api'] }),
     });
