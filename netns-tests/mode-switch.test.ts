@@ -127,6 +127,7 @@ describe('mode switch extend → gateway → extend under traffic, tunnel sessio
     await ns.prodgw!.ip('link', 'set', 'eth0', 'down');
     const replicaCap = await ns.replica!.capture('eth0', ['arp', 'or', 'icmp6']);
     const prodCap = await ns.prod!.capture('eth0', ['arp', 'or', 'icmp6']);
+    const routerCap = await ns.inet!.capture('pa', ['arp']);
     marks.gatewayAt = Date.now();
     expect(await sp.reload(spConfig('gateway'))).toMatchObject({ ok: true });
     const spMac = await macOf(ns.sp!, 'nea-br10');
@@ -149,8 +150,12 @@ describe('mode switch extend → gateway → extend under traffic, tunnel sessio
       return l.filter((x) => /who-has 10\.1\.0\.1 tell 10\.1\.0\.1|Announcement,? 10\.1\.0\.1/.test(x)).length >= 3 &&
         l.filter((x) => x.includes('neighbor advertisement, tgt is fd00:1::1')).length >= 3;
     }, { timeoutMs: 5000 });
+    // The public address is announced to the SP's router too.
+    await waitFor('public address announced on the external interface', async () =>
+      (await routerCap.lines()).filter((x) => /who-has 203\.0\.113\.17 tell 203\.0\.113\.17|Announcement,? 203\.0\.113\.17/.test(x)).length >= 3, { timeoutMs: 5000 });
     await replicaCap.stop();
     await prodCap.stop();
+    await routerCap.stop();
     const spFrames = (await prodCap.lines()).filter((l) => l.includes(spMac));
     expect(spFrames).toEqual([]);
     // The tunnel was not touched: same process, same session.

@@ -63,8 +63,8 @@ class FakeKernel implements ModeEffects {
     if (s.path.includes('forward')) this.log.push(`sysctl ${s.path}=${s.value}${s.optional ? ' (if present)' : ''}`);
   }
   readonly announced: string[] = [];
-  announce(a: { bridge: string; ipv4?: string }): Promise<void> {
-    this.announced.push(`${a.bridge} ${a.ipv4 ?? ''}`);
+  announce(a: { link: string; ipv4?: string }): Promise<void> {
+    this.announced.push(`${a.link} ${a.ipv4 ?? ''}`);
     return Promise.resolve();
   }
   readonly flushed: unknown[] = [];
@@ -121,12 +121,10 @@ describe('ModeController', () => {
     expect(k.settings.get('net/ipv6/conf/c10/disable_ipv6')).toBe('1');
     expect(k.settings.get('net/ipv4/conf/nea-br10/arp_ignore')).toBe('1');
     await Promise.resolve();
-    expect(k.announced).toEqual(['nea-br10 10.1.0.1']);
-    timers.shift()!();
-    timers.shift()!();
-    expect(timers).toEqual([]);
+    expect(k.announced).toEqual(['nea-br10 10.1.0.1', 'ext0 203.0.113.17']);
+    while (timers.length > 0) timers.shift()!();
     await Promise.resolve();
-    expect(k.announced).toHaveLength(3);
+    expect(k.announced).toHaveLength(6);
     expect(c.status()).toMatchObject({ generation: 2, lastError: null, segments: [{ id: 10, mode: 'gateway', internet: true }], publicAddresses: ['203.0.113.17/32'], publicRules: { configured: 1, active: 1 } });
   });
 

@@ -22,9 +22,10 @@
  *   4. additions: new gateway addresses, public addresses, routes — after
  *      the firewall cut the segment's tunnel port, so the appliance never
  *      answers for the gateway towards production;
- *   5. announcements of newly held gateway addresses (gratuitous ARP,
- *      unsolicited NA; sent 3 times, 1 s apart: Linux ignores an update
- *      within 1 s of the last one);
+ *   5. announcements of newly held addresses: gateways (gratuitous ARP,
+ *      unsolicited NA), public IPv4 addresses (gratuitous ARP on the
+ *      external interface); sent 3 times, 1 s apart: Linux ignores an update
+ *      within 1 s of the last one;
  *   6. conntrack entries of what stopped acting are deleted (a removed
  *      mapping's connections stop at once, both directions).
  *
@@ -51,7 +52,7 @@ import { writeFileSync } from 'node:fs';
 import type { ApplianceConfig } from './config.js';
 import {
   activeRules, announcements, checkRuntimeChange, closedFirewall, conntrackFlushes, firewallSegmentName, firewallWithModes, heldPublicAddresses, kernelSettings, modeOf,
-  networkWithModes, type Announcement, type GatewayAddresses, type SegmentMode, type SysctlSetting,
+  networkWithModes, stillHeld, type Announcement, type GatewayAddresses, type SegmentMode, type SysctlSetting,
 } from './modes.js';
 
 /** Announcements per newly held address, and the gap between them in ms. */
@@ -73,7 +74,7 @@ export interface ModeEffects {
   checkFirewall(d: DesiredFirewall): Promise<void>;
   applyFirewall(d: DesiredFirewall): Promise<ApplyResult>;
   sysctl(s: SysctlSetting): void;
-  /** Send one round of announcements for `a` on its bridge. */
+  /** Send one round of announcements for `a` on its link. */
   announce(a: Announcement): Promise<void>;
   deleteConntrack(filters: readonly ConntrackFilter[]): Promise<number>;
 }
@@ -287,7 +288,7 @@ export class ModeController {
     const { effects: fx, log } = this.opts;
     fx.announce(a).then(() => { this.counts.announced += 1; }, (e: unknown) => {
       this.counts.announceFailed += 1;
-      log.warn('gateway announcement failed', { segment: a.segment, bridge: a.bridge, error: String(e) });
+      log.warn('announcement failed', { link: a.link, ipv4: a.ipv4, ipv6: a.ipv6, error: String(e) });
     });
     if (left <= 1) return;
     const set = this.opts.setTimer ?? ((fn, ms) => {
@@ -298,8 +299,7 @@ export class ModeController {
     const timer = set(() => {
       this.timers.delete(timer);
       // Still held? A later apply may have given the address up.
-      const s = this.running?.segments.find((x) => x.id === a.segment);
-      if (s && modeOf(s) === 'gateway') this.announce(a, left - 1);
+      if (stillHeld(this.running, a)) this.announce(a, left - 1);
     }, ANNOUNCE_INTERVAL_MS);
     this.timers.add(timer);
   }
@@ -334,21 +334,20 @@ export function writeSysctl(s: SysctlSetting): void {
 }
 
 /**
- * Send one round of announcements on `bridge`: a gratuitous ARP for the
- * IPv4 address and an unsolicited NA (Router flag set) for the IPv6 one,
- * from the bridge's MAC, through a packet socket on the bridge itself. The
- * bridge floods them to its ports (the bridge output chain keeps them off a
- * cut tunnel port).
+ * Send one round of announcements on `a.link`: a gratuitous ARP for the
+ * IPv4 address and an unsolicited NA for the IPv6 one, from the link's MAC,
+ * through a packet socket on the link itself. A bridge floods them to its
+ * ports (the bridge output chain keeps them off a cut tunnel port).
  */
-export async function announceOnBridge(netlink: Netlink, a: Announcement): Promise<void> {
-  const link = await netlink.link(a.bridge);
-  if (!link?.mac) throw new NeaError('NETCONFIG_LINK_MISSING', `cannot announce on ${a.bridge}: no such link, or it has no MAC`);
+export async function announceOnLink(netlink: Netlink, a: Announcement): Promise<void> {
+  const link = await netlink.link(a.link);
+  if (!link?.mac) throw new NeaError('NETCONFIG_LINK_MISSING', `cannot announce on ${a.link}: no such link, or it has no MAC`);
   const frames: Uint8Array[] = [];
   if (a.ipv4 !== undefined) frames.push(arpAnnouncement(link.mac, a.ipv4));
-  if (a.ipv6 !== undefined) frames.push(unsolicitedNeighbourAdvert(link.mac, parseIp(a.ipv6).bytes, { router: true }));
-  const sock = withNetns(netlink.netns, () => openPacketSocket(a.bridge, { batchSize: 1, rcvbuf: 0 }));
+  if (a.ipv6 !== undefined) frames.push(unsolicitedNeighbourAdvert(link.mac, parseIp(a.ipv6).bytes, { router: a.router }));
+  const sock = withNetns(netlink.netns, () => openPacketSocket(a.link, { batchSize: 1, rcvbuf: 0 }));
   try {
-    for (const f of frames) if (!sock.send(f)) throw new SystemError('PACKET_SEND_FAILED', 'EAGAIN', 'sendmmsg', `announcement on ${a.bridge} refused (queue full)`);
+    for (const f of frames) if (!sock.send(f)) throw new SystemError('PACKET_SEND_FAILED', 'EAGAIN', 'sendmmsg', `announcement on ${a.link} refused (queue full)`);
   } finally {
     sock.close();
   }
@@ -388,7 +387,7 @@ export function kernelEffects(o: KernelEffectsOptions): ModeEffects {
     checkFirewall: (d) => o.firewall.check(d),
     applyFirewall: (d) => o.firewall.apply(d),
     sysctl: writeSysctl,
-    announce: (a) => announceOnBridge(o.netlink, a),
+    announce: (a) => announceOnLink(o.netlink, a),
     async deleteConntrack(filters) {
       const ct = Conntrack.open(o.netlink.netns === undefined ? {} : { netns: o.netlink.netns });
       try {

@@ -12,7 +12,7 @@ import { parseApplianceConfig, type ApplianceConfig } from './config.js';
 import { desiredFirewall } from './daemon.js';
 import { EXAMPLE_SP_CONFIG } from './modes-example.js';
 import {
-  announcements, checkRuntimeChange, conntrackFlushes, firewallWithModes, heldPublicAddresses, kernelSettings, networkWithModes, restartField,
+  announcements, checkRuntimeChange, conntrackFlushes, firewallWithModes, heldPublicAddresses, kernelSettings, networkWithModes, restartField, stillHeld,
 } from './modes.js';
 
 /** An SP appliance: web (gateway, internet), db (gateway), lab (extend), with rules. */
@@ -208,15 +208,24 @@ describe('desired state from modes', () => {
     expect(kernelSettings(e, BR).filter((s) => !s.path.includes('/conf/nea-') && !s.path.startsWith('net/bridge/'))).toEqual([]);
   });
 
-  it('announcements: only gateway addresses newly held', () => {
+  it('announcements: gateway addresses and public IPv4 addresses newly held; repeats only while still held', () => {
     const ext = parse(sp({}, { 10: { mode: 'extend' } }));
     expect(announcements(undefined, c, BR)).toEqual([
-      { segment: 10, bridge: 'nea-br10', ipv4: '10.1.0.1', ipv6: 'fd00:1::1' },
-      { segment: 20, bridge: 'nea-br20', ipv4: '10.2.0.1' },
+      { segment: 10, link: 'nea-br10', ipv4: '10.1.0.1', ipv6: 'fd00:1::1', router: true },
+      { segment: 20, link: 'nea-br20', ipv4: '10.2.0.1', router: true },
+      { link: 'ext0', ipv4: '203.0.113.17', router: false },
+      { link: 'ext0', ipv4: '203.0.113.18', router: false },
     ]);
-    expect(announcements(ext, c, BR)).toEqual([{ segment: 10, bridge: 'nea-br10', ipv4: '10.1.0.1', ipv6: 'fd00:1::1' }]);
+    expect(announcements(ext, c, BR)).toEqual([
+      { segment: 10, link: 'nea-br10', ipv4: '10.1.0.1', ipv6: 'fd00:1::1', router: true },
+      { link: 'ext0', ipv4: '203.0.113.17', router: false },
+    ]);
     expect(announcements(c, ext, BR)).toEqual([]);
     expect(announcements(c, c, BR)).toEqual([]);
+    const [gw, , pub] = announcements(undefined, c, BR);
+    expect([stillHeld(c, gw!), stillHeld(ext, gw!), stillHeld(c, pub!), stillHeld(ext, pub!), stillHeld(undefined, gw!)]).toEqual([true, false, true, false, false]);
+    const moved = parse(sp({}, { 10: { gateway: { ipv4: '10.1.0.254/24', ipv6: 'fd00:1::1/64' } } }));
+    expect(stillHeld(moved, gw!)).toBe(false);
   });
 
   it('conntrack flushes: removed or changed rules, rules whose segment left gateway mode, lost internet', () => {

@@ -533,18 +533,28 @@ export function kernelSettings(config: ApplianceConfig, bridgeOf: (id: number) =
   return out;
 }
 
-/** What to announce on a segment's bridge after it took over the gateway. */
+/** Addresses to announce on one link after the appliance took them over. */
 export interface Announcement {
-  segment: number;
-  bridge: string;
+  /** The segment whose gateway they are; absent for public addresses on the external interface. */
+  segment?: number;
+  /** The link to announce on: the segment's bridge, or the external interface. */
+  link: string;
   ipv4?: string;
   ipv6?: string;
+  /** The NA's Router flag: set for a gateway. */
+  router: boolean;
 }
 
 /**
- * Gateway addresses that `next` holds and `prev` did not (all of them when
- * `prev` is undefined): the appliance announces these (gratuitous ARP,
- * unsolicited NA) so replicas' neighbour caches move to it at once.
+ * Addresses that `next` holds and `prev` did not (all of them when `prev`
+ * is undefined), to announce so that neighbours' caches move to the
+ * appliance at once: gateway addresses on their segments' bridges (gratuitous
+ * ARP, unsolicited NA), and public IPv4 addresses on the external interface
+ * (gratuitous ARP: the SP's router may hold another MAC for an address that
+ * moved, from another appliance of an HA pair, say). Public IPv6 addresses
+ * are not announced: they are still tentative (duplicate address detection)
+ * when they appear, and an NA for a tentative address is not allowed
+ * (RFC 4862); routers find them by neighbour discovery.
  */
 export function announcements(prev: ApplianceConfig | undefined, next: ApplianceConfig, bridgeOf: (id: number) => string): Announcement[] {
   const held = (c: ApplianceConfig | undefined, id: number): GatewayAddresses => {
@@ -555,12 +565,29 @@ export function announcements(prev: ApplianceConfig | undefined, next: Appliance
   for (const s of next.segments) {
     const now = held(next, s.id);
     const before = prev ? held(prev, s.id) : {};
-    const a: Announcement = { segment: s.id, bridge: bridgeOf(s.id) };
+    const a: Announcement = { segment: s.id, link: bridgeOf(s.id), router: true };
     if (now.ipv4 !== undefined && now.ipv4 !== before.ipv4) a.ipv4 = now.ipv4.split('/')[0]!;
     if (now.ipv6 !== undefined && now.ipv6 !== before.ipv6) a.ipv6 = parseHostPrefix(now.ipv6)!.address;
     if (a.ipv4 !== undefined || a.ipv6 !== undefined) out.push(a);
   }
+  if (next.external) {
+    const before = new Set(prev ? heldPublicAddresses(prev) : []);
+    for (const h of heldPublicAddresses(next)) {
+      if (before.has(h) || h.includes(':')) continue;
+      out.push({ link: next.external.interface, ipv4: h.split('/')[0]!, router: false });
+    }
+  }
   return out;
+}
+
+/** True while `c` still holds what `a` announces (repeats stop once an address is given up). */
+export function stillHeld(c: ApplianceConfig | undefined, a: Announcement): boolean {
+  if (!c) return false;
+  if (a.segment === undefined) return a.ipv4 !== undefined && heldPublicAddresses(c).includes(`${a.ipv4}/32`);
+  const s = c.segments.find((x) => x.id === a.segment);
+  if (!s || modeOf(s) !== 'gateway' || !s.gateway) return false;
+  return (a.ipv4 === undefined || s.gateway.ipv4?.split('/')[0] === a.ipv4) &&
+    (a.ipv6 === undefined || (s.gateway.ipv6 !== undefined && parseHostPrefix(s.gateway.ipv6)!.address === a.ipv6));
 }
 
 function ruleKey(r: PublicRuleConfig): string {
