@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StateFile } from '../src/appliance/state.js';
+import { encodeKey, generatePrivateKey, publicKeyOf } from '../src/dataplane/wg/crypto.js';
 import type { StatusView } from '../src/protocol/appliance-api.js';
 import { Topology, waitFor, type Netns, type NsProcess } from './harness.js';
 
@@ -125,6 +126,23 @@ describe('appliance daemon: pairing, management API, persistence', () => {
     const again = await nea(sides.tenant, ['pair', token], true);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/PAIRING_TOKEN_USED/);
+  });
+
+  it('two concurrent redemptions of one token over the WAN: exactly one wins', async () => {
+    const spare = (await nea(sides.sp, ['pairing-token', 'create', '--segments', '20', '--ttl', '600'])).stdout.trim();
+    const info = JSON.parse(readFileSync(join(sides.sp.dir, 'api.json'), 'utf8')) as { fingerprint: string };
+    const keys = Array.from({ length: 4 }, () => encodeKey(publicKeyOf(generatePrivateKey())));
+    const script = `const { apiRequest } = await import(${JSON.stringify(CLIENT)});
+      const target = { url: 'https://192.0.2.2:8443', fingerprint: ${JSON.stringify(info.fingerprint)} };
+      const out = await Promise.all(${JSON.stringify(keys)}.map((k) => apiRequest(target, 'POST', '/v1/pairing/redeem', { token: ${JSON.stringify(spare)}, publicKey: k })
+        .then((r) => String(r.status), (e) => String(e.status ?? e.code))));
+      console.log(JSON.stringify(out));`;
+    const codes = JSON.parse((await sides.tenant.ns.exec(process.execPath, ['--input-type=module', '-e', script])).stdout) as string[];
+    expect([...codes].sort()).toEqual(['200', '410', '410', '410']);
+    const peers = (await status(sides.sp)).peers.map((p) => p.publicKey);
+    expect(keys.filter((k) => peers.includes(k))).toHaveLength(1);
+    // Remove the winner again (it is no real appliance).
+    await api(sides.sp, 'DELETE', `/v1/peers/${encodeURIComponent(keys[codes.indexOf('200')]!)}`);
   });
 
   it('a rule set through the API (segment 20 isolated) is in the SP\'s firewall', async () => {
