@@ -106,7 +106,7 @@ export async function buildApi(opts: ApiOptions): Promise<ApiApp> {
     max: opts.rateLimit?.max ?? 600,
     timeWindow: opts.rateLimit?.windowMs ?? 60_000,
     keyGenerator: (req) => req.ip,
-    errorResponseBuilder: (_req, ctx) => new NeaError('API_RATE_LIMITED', `more than ${ctx.max} requests in ${ctx.after === '' ? 'the window' : 'the window'}; retry in ${ctx.after}`),
+    errorResponseBuilder: (_req, ctx) => new NeaError('API_RATE_LIMITED', `more than ${ctx.max} requests from this address in the window; retry in ${ctx.after}`),
   });
 
   app.setErrorHandler((err, req, reply) => {

@@ -39,12 +39,8 @@ export function toProblem(err: unknown): { problem: Problem; internal: boolean }
   }
   const e = err as Partial<FastifyError> & { validation?: AjvError[]; validationContext?: string };
   if (Array.isArray(e.validation)) return { problem: problem('INVALID_INPUT', validationDetail(e.validationContext ?? 'body', e.validation)), internal: false };
-  switch (e.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE': return { problem: problem('API_BODY_TOO_LARGE', 'the request body is larger than the limit'), internal: false };
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return { problem: problem('API_UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json'), internal: false };
-    case 'FST_ERR_RATE_LIMIT':
-    default: break;
-  }
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { problem: problem('API_BODY_TOO_LARGE', 'the request body is larger than the limit'), internal: false };
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { problem: problem('API_UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json'), internal: false };
   const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status === 429) return { problem: problem('API_RATE_LIMITED', e.message ?? 'rate limited'), internal: false };
   if (status === 413) return { problem: problem('API_BODY_TOO_LARGE', e.message ?? 'body too large'), internal: false };

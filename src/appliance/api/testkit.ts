@@ -18,6 +18,7 @@ import { StateManager, type ApplianceControl, type LiveStatus } from '../manager
 import { checkRuntimeChange } from '../modes.js';
 import { StateStore } from '../state.js';
 import { buildApi, type ApiApp, type ApiOptions } from './app.js';
+import { ApiError } from './client.js';
 
 export class FakeControl implements ApplianceControl {
   readonly applied: Desired[] = [];
@@ -160,7 +161,6 @@ export function redeemVia(sp: () => ApiApp): ApiOptions['pairing']['redeem'] {
     const r = await sp().inject({ method: 'POST', url: '/v1/pairing/redeem', payload: body });
     if (r.statusCode !== 200) {
       const p = r.json<{ code: string; detail: string }>();
-      const { ApiError } = await import('./client.js');
       throw new ApiError(p.code as ErrorCode, r.statusCode, p.detail);
     }
     return r.json<PairingRedeemed>();
