@@ -76,29 +76,6 @@ constexpr uint32_t kMinFrame = 14;
 // Longest classic BPF program the kernel accepts (BPF_MAXINSNS).
 constexpr size_t kMaxFilterInsns = 4096;
 
-template <typename T>
-T* TypedArrayData(napi_env env, napi_value v, napi_typedarray_type want, size_t* length, const char* what) {
-  bool is = false;
-  napi_typedarray_type type;
-  void* data = nullptr;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, v, &type, length, &data, nullptr, nullptr) != napi_ok || type != want) {
-    const char* kind = want == napi_uint8_array ? " must be a Uint8Array or Buffer" : " must be a Uint32Array";
-    Napi::TypeError::New(env, std::string(what) + kind).ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  return static_cast<T*>(data);
-}
-
-bool ToUint32(napi_env env, napi_value v, uint32_t* out, const char* what) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0) || d > 4294967295.0 || d != static_cast<uint32_t>(d)) {
-    Napi::TypeError::New(env, std::string(what) + " must be an integer from 0 to 2^32-1").ThrowAsJavaScriptException();
-    return false;
-  }
-  *out = static_cast<uint32_t>(d);
-  return true;
-}
 
 bool IsTagType(uint16_t type) { return type == ETH_P_8021Q || type == ETH_P_8021AD || type == 0x9100; }
 

@@ -34,30 +34,6 @@ namespace {
 constexpr const char* kTunPath = "/dev/net/tun";
 
 // Data of a Uint8Array / Uint32Array argument, or nullptr (TypeError pending).
-template <typename T>
-T* TypedArrayData(napi_env env, napi_value v, napi_typedarray_type want, size_t* length, const char* what) {
-  bool is = false;
-  napi_typedarray_type type;
-  void* data = nullptr;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, v, &type, length, &data, nullptr, nullptr) != napi_ok || type != want) {
-    Napi::TypeError::New(env, std::string(what) +
-                                  (want == napi_uint8_array ? " must be a Uint8Array or Buffer" : " must be a Uint32Array"))
-        .ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  return static_cast<T*>(data);
-}
-
-bool ToUint32(napi_env env, napi_value v, uint32_t* out, const char* what) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0) || d > 4294967295.0 || d != static_cast<uint32_t>(d)) {
-    Napi::TypeError::New(env, std::string(what) + " must be an integer from 0 to 2^32-1").ThrowAsJavaScriptException();
-    return false;
-  }
-  *out = static_cast<uint32_t>(d);
-  return true;
-}
 
 }  // namespace
 

@@ -60,31 +60,6 @@ constexpr size_t kAddrBytes = 16;
 constexpr uint32_t kFlagGso = 1;  // UDP_SEGMENT on runs of sendBatch (SendRunsGso)
 constexpr uint32_t kFlagGro = 2;  // UDP_GRO on receive (ReadBatchGro)
 
-template <typename T>
-T* TypedArrayData(napi_env env, napi_value v, napi_typedarray_type want, size_t* length, const char* what) {
-  bool is = false;
-  napi_typedarray_type type;
-  void* data = nullptr;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, v, &type, length, &data, nullptr, nullptr) != napi_ok || type != want) {
-    const char* kind = want == napi_uint8_array    ? " must be a Uint8Array or Buffer"
-                       : want == napi_uint16_array ? " must be a Uint16Array"
-                                                   : " must be a Uint32Array";
-    Napi::TypeError::New(env, std::string(what) + kind).ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  return static_cast<T*>(data);
-}
-
-bool ToUint32(napi_env env, napi_value v, uint32_t* out, const char* what) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0) || d > 4294967295.0 || d != static_cast<uint32_t>(d)) {
-    Napi::TypeError::New(env, std::string(what) + " must be an integer from 0 to 2^32-1").ThrowAsJavaScriptException();
-    return false;
-  }
-  *out = static_cast<uint32_t>(d);
-  return true;
-}
 
 bool IsV4Mapped(const uint8_t* a) {
   static const uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
