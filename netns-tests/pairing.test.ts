@@ -24,7 +24,7 @@ import type { StatusView } from '../src/protocol/appliance-api.js';
 import { Topology, waitFor, type Netns, type NsProcess } from './harness.js';
 
 const NEA = fileURLToPath(new URL('../dist/cli/nea.js', import.meta.url));
-const CLIENT = fileURLToPath(new URL('../dist/appliance/api/client.js', import.meta.url));
+const CLIENT = fileURLToPath(new URL('../dist/shared/api-client.js', import.meta.url));
 const TARGET = fileURLToPath(new URL('../dist/cli/api-commands.js', import.meta.url));
 
 interface Side {

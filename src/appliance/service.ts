@@ -22,14 +22,14 @@ import type { PairingRedeemed } from '../protocol/appliance-api.js';
 import { writeFileAtomic } from '../shared/atomic-file.js';
 import type { Logger } from '../shared/log.js';
 import { buildApi, type ApiApp } from './api/app.js';
-import { apiRequest } from './api/client.js';
+import { apiRequest } from '../shared/api-client.js';
 import type { ApplianceConfig } from './config.js';
 import { checkBearer, createApiToken, loadOrCreateSigningKey } from './credentials.js';
 import { DaemonControl, type ApplianceLike } from './daemon-control.js';
 import { desiredFromConfig } from './desired-config.js';
 import { StateManager } from './manager.js';
 import { mergeSeed, StateStore } from './state.js';
-import { loadOrCreateTls } from './tls.js';
+import { loadOrCreateTls } from '../shared/tls.js';
 
 /** The local admin token's file in the state dir (0600). */
 export const LOCAL_TOKEN_FILE = 'api-token';

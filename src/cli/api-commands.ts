@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { apiRequest, type ApiTarget } from '../appliance/api/client.js';
+import { apiRequest, type ApiTarget } from '../shared/api-client.js';
 import { API_INFO_FILE, LOCAL_TOKEN_FILE, type ApiInfo } from '../appliance/service.js';
 import type { PairingTokenView, StatusView } from '../protocol/appliance-api.js';
 import { parse } from './appliance.js';

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NeaError } from '../../shared/errors.js';
-import { loadOrCreateTls, normalizeFingerprint, type TlsIdentity } from '../tls.js';
-import { apiRequest, ApiError } from './client.js';
+import { loadOrCreateTls, normalizeFingerprint, type TlsIdentity } from '../../shared/tls.js';
+import { apiRequest, ApiError } from '../../shared/api-client.js';
 import { testApi, type TestApi } from './testkit.js';
 
 describe('HTTPS with a pinned self-signed certificate (loopback)', () => {

@@ -30,7 +30,7 @@ import {
 import type { StateManager } from '../manager.js';
 import type { ApiTokenRecord, PairingTokenRecord } from '../state.js';
 import type { ApiApp } from './app.js';
-import { ApiError } from './client.js';
+import { ApiError } from '../../shared/api-client.js';
 import { peerView } from './views.js';
 
 export interface PairingOptions {

@@ -18,7 +18,7 @@ import { StateManager, type ApplianceControl, type LiveStatus } from '../manager
 import { checkRuntimeChange } from '../modes.js';
 import { StateStore } from '../state.js';
 import { buildApi, type ApiApp, type ApiOptions } from './app.js';
-import { ApiError } from './client.js';
+import { ApiError } from '../../shared/api-client.js';
 
 export class FakeControl implements ApplianceControl {
   readonly applied: Desired[] = [];

@@ -10,8 +10,8 @@ import { X509Certificate, createPrivateKey, webcrypto } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { writeFileAtomic } from '../shared/atomic-file.js';
-import { NeaError, ValidationError } from '../shared/errors.js';
+import { writeFileAtomic } from './atomic-file.js';
+import { NeaError, ValidationError } from './errors.js';
 
 export const TLS_DIR = 'tls';
 export const CERT_FILE = 'cert.pem';

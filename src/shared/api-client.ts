@@ -13,9 +13,9 @@
  */
 import { request as httpRequest } from 'node:http';
 import { connect, type TLSSocket } from 'node:tls';
-import { ERROR_CODES, type ErrorCode } from '../../shared/error-codes.js';
-import { NeaError } from '../../shared/errors.js';
-import { normalizeFingerprint } from '../tls.js';
+import { ERROR_CODES, type ErrorCode } from './error-codes.js';
+import { NeaError } from './errors.js';
+import { normalizeFingerprint } from './tls.js';
 
 export interface ApiTarget {
   /** `https://HOST:PORT` (a path prefix is not used). */
