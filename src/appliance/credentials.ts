@@ -16,36 +16,20 @@
  *   the key in the payload (catches a damaged paste) and pins the SP's TLS
  *   certificate by the fingerprint in it.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import type { TokenScope } from '../protocol/appliance-api.js';
 import { writeFileAtomic } from '../shared/atomic-file.js';
+import { b64url, newBearer, newId, parseBearer, secretMatches, sha256Hex } from '../shared/secrets.js';
 import { NeaError, ValidationError } from '../shared/errors.js';
 import type { ApiTokenRecord, PairingTokenRecord } from './state.js';
 
+export { newId, secretMatches, sha256Hex };
+
 export const SIGNING_KEY_FILE = 'pairing.key';
 const PAIRING_PREFIX = 'neapair1';
-
-export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-const b64url = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
-const DUMMY_HASH = Buffer.from(sha256Hex('nea-dummy'), 'hex');
-
-/** Compares SHA-256(secret) with a stored hex hash in constant time. */
-export function secretMatches(secret: string, storedHex: string | undefined): boolean {
-  const got = createHash('sha256').update(secret).digest();
-  const want = storedHex === undefined ? DUMMY_HASH : Buffer.from(storedHex, 'hex');
-  const equal = want.length === got.length && timingSafeEqual(got, want);
-  return equal && storedHex !== undefined;
-}
-
-export function newId(): string {
-  return b64url(randomBytes(9));
-}
 
 // --- bearer tokens ---------------------------------------------------------------
 
@@ -56,27 +40,21 @@ export interface NewApiToken {
 }
 
 export function createApiToken(name: string, scope: TokenScope, now: Date): NewApiToken {
-  const id = newId();
-  const secret = b64url(randomBytes(32));
-  return { record: { id, name, scope, hash: sha256Hex(secret), createdAt: now.toISOString() }, token: `nea_${id}_${secret}` };
+  const { id, token, hash } = newBearer();
+  return { record: { id, name, scope, hash, createdAt: now.toISOString() }, token };
 }
 
 export type BearerCheck =
   | { ok: true; record: ApiTokenRecord }
   | { ok: false; code: 'API_AUTH_REQUIRED' | 'API_AUTH_INVALID' | 'API_TOKEN_REVOKED' };
 
-const BEARER_RE = /^Bearer nea_([A-Za-z0-9_-]{12})_([A-Za-z0-9_-]{43})$/;
-
 /** Checks an `Authorization` header against the token records. */
 export function checkBearer(header: string | undefined, records: readonly ApiTokenRecord[]): BearerCheck {
   if (header === undefined || header === '') return { ok: false, code: 'API_AUTH_REQUIRED' };
-  const m = BEARER_RE.exec(header);
-  if (!m) {
-    secretMatches('', undefined); // same work as a well-formed token
-    return { ok: false, code: 'API_AUTH_INVALID' };
-  }
-  const record = records.find((r) => r.id === m[1]);
-  if (!secretMatches(m[2]!, record?.hash)) return { ok: false, code: 'API_AUTH_INVALID' };
+  const m = parseBearer(header);
+  if (!m) return { ok: false, code: 'API_AUTH_INVALID' };
+  const record = records.find((r) => r.id === m.id);
+  if (!secretMatches(m.secret, record?.hash)) return { ok: false, code: 'API_AUTH_INVALID' };
   if (record!.revokedAt !== undefined) return { ok: false, code: 'API_TOKEN_REVOKED' };
   return { ok: true, record: record! };
 }

@@ -139,6 +139,7 @@ export const PairingTokenView = Type.Object({
 }, strict);
 export type PairingTokenView = Static<typeof PairingTokenView>;
 export const PairingTokenCreated = Type.Object({ ...PairingTokenView.properties, token: Type.String({ description: 'the one-time token; shown only in this answer' }) }, strict);
+export type PairingTokenCreated = Static<typeof PairingTokenCreated>;
 
 /** What the SP appliance answers to a redemption: how to reach it. */
 export const PairingRedeem = Type.Object({

@@ -85,6 +85,14 @@ export const ERROR_CODES = {
   PAIRING_TOKEN_REVOKED: { status: 410, summary: 'the pairing token was revoked' },
   PAIRING_WRONG_ROLE: { status: 409, summary: 'pairing tokens are minted by an SP appliance and redeemed by a tenant appliance' },
   PAIRING_FAILED: { status: 502, summary: 'the SP appliance refused or could not be reached during pairing; the detail says why' },
+  // Control plane (src/control/)
+  CONTROL_NOT_FOUND: { status: 404, summary: 'no such host, pool, plan, tenant, network, replica, failover plan or job' },
+  CONTROL_CONFLICT: { status: 409, summary: "the change contradicts the control plane's records (overlapping pool ranges, a resource still in use, a VLAN that is not the tenant's); nothing was changed" },
+  CONTROL_EXHAUSTED: { status: 409, summary: 'a VLAN or public IP pool has too few free entries for the subscription; nothing was allocated' },
+  CONTROL_BUSY: { status: 409, summary: "the tenant is in another kind of failover, or one of its operations is still running; one at a time" },
+  CONTROL_APPLIANCE_FAILED: { status: 502, summary: "the tenant's SP appliance refused a change or could not be reached; the detail says which and why" },
+  CONTROL_NO_APPLIANCE: { status: 409, summary: 'the tenant has no SP appliance registered yet' },
+  CONTROL_DB_FAILED: { status: 500, summary: "the control plane's database cannot be opened, migrated or written" },
 } as const satisfies Record<string, { status: number; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
