@@ -7,10 +7,12 @@
  *   [h20] eth0 ─ access 20 ─┤  `nea lab fabric` (pid; its ports are TAPs it
  *   [tr]  eth0 ─ trunk 10,20┤   creates inside each host's namespace)
  *   [nat] eth0 ─ trunk 20, native 10
+ *   [dyn] eth0 ─ access 10, plugged in and out at run time (--control SOCKET)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fabricRequest } from '../src/lab/fabric/control.js';
 import type { FabricStatus } from '../src/lab/fabric/fabric.js';
 import { Topology, waitFor, type Netns, type NsProcess } from './harness.js';
 import { NEA, injectFrames, markerFrame, readCapture } from './segments-world.js';
@@ -20,11 +22,13 @@ describe('lab fabric: a user-space 802.1Q switch', () => {
   const ns: Record<string, Netns> = {};
   let fabric: NsProcess;
   let statusFile: string;
+  let control: string;
   const status = (): FabricStatus | undefined => { try { return JSON.parse(readFileSync(statusFile, 'utf8')) as FabricStatus; } catch { return undefined; } };
 
   beforeAll(async () => {
     topo = new Topology('fabric');
-    for (const n of ['fab', 'h10', 'h20', 'tr', 'nat']) ns[n] = await topo.netns(n);
+    for (const n of ['fab', 'h10', 'h20', 'tr', 'nat', 'dyn']) ns[n] = await topo.netns(n);
+    control = join(topo.workdir, 'fabric.sock');
     const config = join(topo.workdir, 'fabric.json');
     statusFile = join(topo.workdir, 'status.json');
     const port = (n: string, mode: object): object => ({ name: n, netns: ns[n]!.name, interface: 'eth0', ...mode });
@@ -32,7 +36,7 @@ describe('lab fabric: a user-space 802.1Q switch', () => {
       port('h10', { mode: 'access', vlan: 10 }), port('h20', { mode: 'access', vlan: 20 }),
       port('tr', { mode: 'trunk', vlans: [10, 20] }), port('nat', { mode: 'trunk', vlans: [20], native: 10 }),
     ] }] }));
-    fabric = ns.fab!.spawn(process.execPath, [NEA, 'lab', 'fabric', '--config', config, '--status', statusFile], 'fabric');
+    fabric = ns.fab!.spawn(process.execPath, [NEA, 'lab', 'fabric', '--config', config, '--status', statusFile, '--control', control], 'fabric');
     await waitFor('fabric up', () => status()?.switches[0]?.ports.length === 4, { timeoutMs: 15_000 });
     for (const n of ['h10', 'h20', 'tr', 'nat']) {
       // No IPv6 chatter (router solicitations, MLD): every frame on the ports is one of the test's.
@@ -75,8 +79,31 @@ describe('lab fabric: a user-space 802.1Q switch', () => {
     });
   });
 
+  it('plugs a port in and out at run time through its control socket (idempotent; bad requests refused)', async () => {
+    const port = { name: 'dyn', netns: ns.dyn!.name, interface: 'eth0', mode: 'access' as const, vlan: 10 };
+    expect(await fabricRequest(control, { op: 'add-port', switch: 'sw', port })).toEqual({ ok: true, changed: true });
+    expect(await fabricRequest(control, { op: 'add-port', switch: 'sw', port })).toEqual({ ok: true, changed: false });
+    await expect(fabricRequest(control, { op: 'add-port', switch: 'sw', port: { ...port, vlan: 20 } })).rejects.toThrow(/exists with another configuration/);
+    await expect(fabricRequest(control, { op: 'add-port', switch: 'nope', port })).rejects.toThrow(/no switch nope/);
+    await expect(fabricRequest(control, { op: 'add-port', switch: 'sw', port: { ...port, vlan: 5000 } })).rejects.toThrow(/port\.vlan/);
+    expect(await ns.dyn!.links()).toEqual(['lo', 'eth0']);
+    // VLAN 10's access port h10 and the new port reach each other; VLAN 20's h20 does not see them.
+    await ns.dyn!.ip('addr', 'add', '192.0.2.2/24', 'dev', 'eth0');
+    await ns.dyn!.ip('link', 'set', 'eth0', 'up');
+    await ns.h10!.ip('addr', 'add', '192.0.2.1/24', 'dev', 'eth0');
+    await ns.h20!.ip('addr', 'add', '192.0.2.3/24', 'dev', 'eth0');
+    await waitFor('ping over the new port', async () => (await ns.h10!.exec('ping', ['-c', '1', '-W', '1', '192.0.2.2'], { allowFail: true })).code === 0);
+    expect((await ns.h20!.exec('ping', ['-c', '1', '-W', '1', '192.0.2.2'], { allowFail: true })).code).not.toBe(0);
+    expect((await fabricRequest(control, { op: 'list' })).ports!.sw!.map((p) => p.name)).toEqual(['h10', 'h20', 'tr', 'nat', 'dyn']);
+    await waitFor('status shows the port', () => status()?.switches[0]?.ports.some((p) => p.name === 'dyn'));
+    expect(await fabricRequest(control, { op: 'remove-port', switch: 'sw', port: 'dyn' })).toEqual({ ok: true, changed: true });
+    expect(await fabricRequest(control, { op: 'remove-port', switch: 'sw', port: 'dyn' })).toEqual({ ok: true, changed: false });
+    expect(await ns.dyn!.links()).toEqual(['lo']);
+    expect((await ns.h10!.exec('ping', ['-c', '1', '-W', '1', '192.0.2.2'], { allowFail: true })).code).not.toBe(0);
+  });
+
   it('stops on SIGTERM and its ports disappear with it', async () => {
     expect(await fabric.stop('SIGTERM')).toBe(0);
-    for (const n of ['h10', 'h20', 'tr', 'nat']) expect(await ns[n]!.links()).toEqual(['lo']);
+    for (const n of ['h10', 'h20', 'tr', 'nat', 'dyn']) expect(await ns[n]!.links()).toEqual(['lo']);
   });
 });

@@ -4,4 +4,5 @@ import './keys.js';
 import './demo.js';
 import './bench.js';
 import './fabric.js';
+import './lab.js';
 import './api-commands.js';

@@ -37,6 +37,28 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Validate one port (`at` names it in errors); throws ValidationError naming the field. */
+export function parsePortSpec(p: unknown, at: string): FabricPortSpec {
+  const bad = (field: string, what: string): never => { throw new ValidationError(`fabric config: ${field}: ${what}`); };
+  if (!isObject(p)) return bad(at, 'must be an object');
+  if (typeof p.name !== 'string' || !NAME.test(p.name)) bad(`${at}.name`, 'must be 1-63 letters, digits, "_", "." or "-"');
+  if (typeof p.interface !== 'string' || !IFNAME.test(p.interface)) bad(`${at}.interface`, 'must be an interface name');
+  const netns = p.netns;
+  if (netns !== undefined && (typeof netns !== 'string' || !NAME.test(netns))) bad(`${at}.netns`, 'must be a namespace name');
+  const base = { name: p.name as string, interface: p.interface as string, ...(netns !== undefined && { netns: netns as string }) };
+  if (p.mode === 'access') {
+    if (!isVlanId(p.vlan)) bad(`${at}.vlan`, 'must be an integer from 1 to 4094');
+    return { ...base, mode: 'access', vlan: p.vlan as number };
+  }
+  if (p.mode === 'trunk') {
+    const vlans = p.vlans;
+    if (vlans !== 'all' && (!Array.isArray(vlans) || !vlans.every(isVlanId))) bad(`${at}.vlans`, 'must be "all" or an array of VLAN ids 1..4094');
+    if (p.native !== undefined && !isVlanId(p.native)) bad(`${at}.native`, 'must be a VLAN id 1..4094');
+    return { ...base, mode: 'trunk', vlans: vlans as number[] | 'all', ...(p.native !== undefined && { native: p.native as number }) };
+  }
+  return bad(`${at}.mode`, 'must be "access" or "trunk"');
+}
+
 /** Validate a fabric config; throws ValidationError naming the field. */
 export function parseFabricConfig(raw: unknown): FabricConfig {
   const bad = (at: string, what: string): never => { throw new ValidationError(`fabric config: ${at}: ${what}`); };
@@ -48,28 +70,12 @@ export function parseFabricConfig(raw: unknown): FabricConfig {
     if (s.macLimit !== undefined && (typeof s.macLimit !== 'number' || !Number.isInteger(s.macLimit) || s.macLimit < 1)) bad(`${at}.macLimit`, 'must be a positive integer');
     if (!Array.isArray(s.ports)) bad(`${at}.ports`, 'must be an array');
     const ports = (s.ports as unknown[]).map((p, j): FabricPortSpec => {
-      const pat = `${at}.ports[${j}]`;
-      if (!isObject(p)) return bad(pat, 'must be an object');
-      if (typeof p.name !== 'string' || !NAME.test(p.name)) bad(`${pat}.name`, 'must be 1-63 letters, digits, "_", "." or "-"');
-      if (typeof p.interface !== 'string' || !IFNAME.test(p.interface)) bad(`${pat}.interface`, 'must be an interface name');
-      const netns = p.netns;
-      if (netns !== undefined && (typeof netns !== 'string' || !NAME.test(netns))) bad(`${pat}.netns`, 'must be a namespace name');
-      const where = typeof netns === 'string' ? netns : 'this namespace';
-      const key = `${where}/${String(p.interface)}`;
-      if (seen.has(key)) bad(`${pat}.interface`, `${String(p.interface)} in ${where} is already a port`);
+      const port = parsePortSpec(p, `${at}.ports[${j}]`);
+      const where = port.netns ?? 'this namespace';
+      const key = `${where}/${port.interface}`;
+      if (seen.has(key)) bad(`${at}.ports[${j}].interface`, `${port.interface} in ${where} is already a port`);
       seen.add(key);
-      const base = { name: p.name as string, interface: p.interface as string, ...(p.netns !== undefined && { netns: p.netns as string }) };
-      if (p.mode === 'access') {
-        if (!isVlanId(p.vlan)) bad(`${pat}.vlan`, 'must be an integer from 1 to 4094');
-        return { ...base, mode: 'access', vlan: p.vlan as number };
-      }
-      if (p.mode === 'trunk') {
-        const vlans = p.vlans;
-        if (vlans !== 'all' && (!Array.isArray(vlans) || !vlans.every(isVlanId))) bad(`${pat}.vlans`, 'must be "all" or an array of VLAN ids 1..4094');
-        if (p.native !== undefined && !isVlanId(p.native)) bad(`${pat}.native`, 'must be a VLAN id 1..4094');
-        return { ...base, mode: 'trunk', vlans: vlans as number[] | 'all', ...(p.native !== undefined && { native: p.native as number }) };
-      }
-      return bad(`${pat}.mode`, 'must be "access" or "trunk"');
+      return port;
     });
     return { name: s.name, ports, ...(s.macLimit !== undefined && { macLimit: s.macLimit as number }) };
   });
@@ -91,37 +97,86 @@ export interface FabricStatus {
   switches: FabricSwitchStatus[];
 }
 
+/** Two port specs describe the same port (an add-port repeated is then a no-op). */
+function samePort(a: FabricPortSpec, b: FabricPortSpec): boolean {
+  return JSON.stringify({ ...a, vlans: a.mode === 'trunk' ? a.vlans : undefined }) === JSON.stringify({ ...b, vlans: b.mode === 'trunk' ? b.vlans : undefined });
+}
+
 export class Fabric {
-  private readonly switches: FabricSwitch[] = [];
-  private readonly devices: PacketDevice[] = [];
+  private readonly switches = new Map<string, FabricSwitch>();
+  /** Ports as configured or added, per switch. */
+  private readonly specs = new Map<string, Map<string, FabricPortSpec>>();
 
   constructor(private readonly config: FabricConfig) {}
 
   /** Creates every port's TAP in its namespace and starts switching; all or nothing. */
   start(): void {
+    const opened: PacketDevice[] = [];
     try {
       for (const s of this.config.switches) {
         const ports = s.ports.map((p) => {
           const device = withNetns(p.netns, () => openTap(p.interface, { batchSize: 64 }));
-          this.devices.push(device);
+          opened.push(device);
           return { cfg: p, device };
         });
         const sw = new FabricSwitch(s.name, ports, s.macLimit !== undefined ? { macLimit: s.macLimit } : {});
-        this.switches.push(sw);
+        this.switches.set(s.name, sw);
+        this.specs.set(s.name, new Map(s.ports.map((p) => [p.name, p])));
       }
     } catch (e) {
-      this.stop();
+      for (const d of opened) d.close();
+      this.switches.clear();
       throw e;
     }
-    for (const sw of this.switches) sw.start();
+    for (const sw of this.switches.values()) sw.start();
+  }
+
+  /**
+   * Plugs a port in at run time: creates its TAP in the host's namespace
+   * and adds it to `switchName`. Idempotent: the same spec again changes
+   * nothing; another spec under an existing name is refused.
+   * @returns false when the port was there already.
+   */
+  addPort(switchName: string, spec: FabricPortSpec): boolean {
+    const sw = this.switches.get(switchName);
+    const specs = this.specs.get(switchName);
+    if (!sw || !specs) throw new ValidationError(`no switch ${switchName} in this fabric`);
+    const had = specs.get(spec.name);
+    if (had) {
+      if (samePort(had, spec)) return false;
+      throw new ValidationError(`switch ${switchName}: port ${spec.name} exists with another configuration`);
+    }
+    const device = withNetns(spec.netns, () => openTap(spec.interface, { batchSize: 64 }));
+    try {
+      sw.addPort({ cfg: spec, device });
+    } catch (e) {
+      device.close();
+      throw e;
+    }
+    specs.set(spec.name, spec);
+    return true;
+  }
+
+  /** Unplugs a port: its TAP disappears from the host. False when there was none. */
+  removePort(switchName: string, name: string): boolean {
+    const sw = this.switches.get(switchName);
+    if (!sw) throw new ValidationError(`no switch ${switchName} in this fabric`);
+    this.specs.get(switchName)?.delete(name);
+    return sw.removePort(name);
+  }
+
+  /** The ports of each switch as configured or added. */
+  ports(): Record<string, FabricPortSpec[]> {
+    return Object.fromEntries([...this.specs].map(([n, m]) => [n, [...m.values()]]));
   }
 
   stop(): void {
-    for (const d of this.devices.splice(0)) d.close();
-    this.switches.length = 0;
+    for (const sw of this.switches.values()) sw.stop();
+    this.switches.clear();
+    this.specs.clear();
   }
 
   status(): FabricStatus {
-    return { pid: process.pid, switches: this.switches.map((s) => s.status()) };
+    return { pid: process.pid, switches: [...this.switches.values()].map((s) => s.status()) };
   }
 }

@@ -121,6 +121,42 @@ describe('lab fabric switch', () => {
   });
 });
 
+describe('lab fabric switch: ports at run time', () => {
+  it('a port added while running joins its VLAN; a removed one gets nothing more and its MACs are forgotten', async () => {
+    const { sw, host, got } = build([
+      { name: 'trunk', mode: 'trunk', vlans: 'all' },
+      { name: 'other', mode: 'access', vlan: 200 },
+    ]);
+    const [mine, theirs] = createFakePair({ name: 'sw-vm' }, { name: 'vm' });
+    const vmGot: Uint8Array[] = [];
+    theirs.onBatch((b) => { vmGot.push(...copyFrames(b)); });
+    sw.addPort({ cfg: { name: 'vm', mode: 'access', vlan: 100 }, device: mine });
+    expect(sw.portNames()).toEqual(['trunk', 'other', 'vm']);
+    theirs.write(frame(B, M1, 1));
+    await tick();
+    expect(got.get('trunk')!.map((f) => parseEthernet(f)?.vlans)).toEqual([[100]]);
+    expect(got.get('other')).toEqual([]);
+    host.get('trunk')!.write(insertTag(frame(M1, M2, 2), tagWord(100)));
+    await tick();
+    expect(vmGot.map((f) => f[59])).toEqual([2]);
+    expect(sw.status().macs).toEqual({ 100: 2 });
+
+    expect(sw.removePort('vm')).toBe(true);
+    expect(sw.removePort('vm')).toBe(false);
+    expect(sw.status().macs).toEqual({ 100: 1 });
+    expect(sw.status().ports.map((p) => p.name)).toEqual(['trunk', 'other']);
+    // A new port takes the free place; frames for the old port's MAC are flooded to the VLAN, not sent to the newcomer of another VLAN.
+    const [mine2, theirs2] = createFakePair({ name: 'sw-vm2' }, { name: 'vm2' });
+    const vm2Got: Uint8Array[] = [];
+    theirs2.onBatch((b) => { vm2Got.push(...copyFrames(b)); });
+    sw.addPort({ cfg: { name: 'vm2', mode: 'access', vlan: 300 }, device: mine2 });
+    host.get('trunk')!.write(insertTag(frame(M1, M2, 3), tagWord(100)));
+    await tick();
+    expect(vm2Got).toEqual([]);
+    expect(() => { sw.addPort({ cfg: { name: 'vm2', mode: 'access', vlan: 300 }, device: mine2 }); }).toThrow(/exists/);
+  });
+});
+
 describe('lab fabric config', () => {
   it('accepts switches of access and trunk ports in namespaces', () => {
     const c = parseFabricConfig({ switches: [{ name: 'sp', macLimit: 100, ports: [

@@ -87,42 +87,84 @@ function count(r: Record<string, number>, reason: string, n = 1): void {
 }
 
 export class FabricSwitch {
-  private readonly ports: PortState[] = [];
+  /** Ports by index; a removed port leaves a hole, so learnt indexes never point at another port. */
+  private readonly ports: (PortState | undefined)[] = [];
   private readonly tables = new Map<number, MacTable>();
   private readonly members: PortState[][] = [];
   private readonly macLimit: number;
+  private readonly now: () => number;
+  private started = false;
 
   constructor(readonly name: string, ports: readonly SwitchPort[], opts: { macLimit?: number; now?: () => number } = {}) {
     this.macLimit = opts.macLimit ?? 8192;
     this.now = opts.now ?? (() => performance.now());
     for (let v = 0; v < 4096; v++) this.members.push([]);
-    ports.forEach((p, index) => {
-      const allowed = new Uint8Array(4096);
-      if (p.cfg.mode === 'access') allowed[p.cfg.vlan] = 1;
-      else if (p.cfg.vlans === 'all') allowed.fill(1, 1, 4095);
-      else for (const v of p.cfg.vlans) allowed[v] = 1;
-      if (p.cfg.mode === 'trunk' && p.cfg.native !== undefined) allowed[p.cfg.native] = 1;
-      const rx = p.device.batchSize * 8;
-      const txSlot = p.device.slotSize + 4;
-      const st: PortState = {
-        index, cfg: p.cfg, device: p.device, allowed,
-        status: { name: p.cfg.name, mode: p.cfg.mode, rxFrames: 0, txFrames: 0, drops: {} },
-        qOffsets: new Uint32Array(rx), qLengths: new Uint32Array(rx), qCount: 0, qBuffer: undefined,
-        tx: p.cfg.mode === 'trunk' ? Buffer.alloc(rx * txSlot) : Buffer.alloc(0), txSlot,
-      };
-      this.ports.push(st);
-      for (let v = 1; v < 4095; v++) if (allowed[v]) this.members[v]!.push(st);
-    });
+    for (const p of ports) this.addPort(p);
   }
 
-  private readonly now: () => number;
+  /** Names of the ports, in the order they were added. */
+  portNames(): string[] {
+    return this.ports.flatMap((p) => (p ? [p.cfg.name] : []));
+  }
+
+  /**
+   * Adds a port at run time (a VM's NIC plugged into a port group). The
+   * switch takes ownership of `p.device` (closed on removal or stop). A
+   * port name is unique per switch: a duplicate throws and the device is
+   * left to the caller.
+   */
+  addPort(p: SwitchPort): void {
+    if (this.ports.some((q) => q?.cfg.name === p.cfg.name)) throw new Error(`switch ${this.name}: port ${p.cfg.name} exists`);
+    const allowed = new Uint8Array(4096);
+    if (p.cfg.mode === 'access') allowed[p.cfg.vlan] = 1;
+    else if (p.cfg.vlans === 'all') allowed.fill(1, 1, 4095);
+    else for (const v of p.cfg.vlans) allowed[v] = 1;
+    if (p.cfg.mode === 'trunk' && p.cfg.native !== undefined) allowed[p.cfg.native] = 1;
+    const rx = p.device.batchSize * 8;
+    const txSlot = p.device.slotSize + 4;
+    let index = this.ports.indexOf(undefined);
+    if (index < 0) index = this.ports.length;
+    const st: PortState = {
+      index, cfg: p.cfg, device: p.device, allowed,
+      status: { name: p.cfg.name, mode: p.cfg.mode, rxFrames: 0, txFrames: 0, drops: {} },
+      qOffsets: new Uint32Array(rx), qLengths: new Uint32Array(rx), qCount: 0, qBuffer: undefined,
+      tx: p.cfg.mode === 'trunk' ? Buffer.alloc(rx * txSlot) : Buffer.alloc(0), txSlot,
+    };
+    this.ports[index] = st;
+    for (let v = 1; v < 4095; v++) if (allowed[v]) this.members[v]!.push(st);
+    if (this.started) this.listen(st);
+  }
+
+  /**
+   * Removes a port at run time: its MACs are forgotten (frames to them flood
+   * again), its device is closed. False when there is no such port.
+   */
+  removePort(name: string): boolean {
+    const st = this.ports.find((p) => p?.cfg.name === name);
+    if (!st) return false;
+    this.ports[st.index] = undefined;
+    for (let v = 1; v < 4095; v++) {
+      if (!st.allowed[v]) continue;
+      const m = this.members[v]!;
+      const i = m.indexOf(st);
+      if (i >= 0) m.splice(i, 1);
+    }
+    for (const t of this.tables.values()) t.forgetPort(st.index);
+    st.device.close();
+    return true;
+  }
 
   start(): void {
-    for (const p of this.ports) p.device.onBatch((b) => { this.onFrames(p, b); });
+    this.started = true;
+    for (const p of this.ports) if (p) this.listen(p);
   }
 
   stop(): void {
-    for (const p of this.ports) p.device.close();
+    for (const p of this.ports) p?.device.close();
+  }
+
+  private listen(p: PortState): void {
+    p.device.onBatch((b) => { this.onFrames(p, b); });
   }
 
   status(): FabricSwitchStatus {
@@ -132,7 +174,7 @@ export class FabricSwitch {
       if (t.size > 0) macs[String(v)] = t.size;
       refused += t.counters.refused;
     }
-    return { name: this.name, macs, refused, ports: this.ports.map((p) => ({ ...p.status, drops: { ...p.status.drops } })) };
+    return { name: this.name, macs, refused, ports: this.ports.flatMap((p) => (p ? [{ ...p.status, drops: { ...p.status.drops } }] : [])) };
   }
 
   private table(vlan: number): MacTable {
@@ -170,13 +212,13 @@ export class FabricSwitch {
       if (!isGroupMac(buf, off + 6)) t.learn(macKey(buf, off + 6), inp.index, now);
       const to = isGroupMac(buf, off) ? undefined : t.lookup(macKey(buf, off), now);
       if (to !== undefined) {
-        const out = this.ports[to]!;
-        if (out !== inp && out.allowed[vlan]) this.queue(out, buf, off, len, vlan);
+        const out = this.ports[to];
+        if (out && out !== inp && out.allowed[vlan]) this.queue(out, buf, off, len, vlan);
         continue;
       }
       for (const out of this.members[vlan]!) if (out !== inp) this.queue(out, buf, off, len, vlan);
     }
-    for (const p of this.ports) this.flush(p);
+    for (const p of this.ports) if (p) this.flush(p);
   }
 
   /** Queues the untagged frame buf[off, off+len) of `vlan` for `out`, tagged if `out` is a trunk (and not its native VLAN). */
