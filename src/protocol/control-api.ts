@@ -223,6 +223,7 @@ export const ControlTokenView = Type.Object({
 }, strict);
 export type ControlTokenView = Static<typeof ControlTokenView>;
 export const ControlTokenCreated = Type.Object({ ...ControlTokenView.properties, token: Type.String({ description: 'the bearer token; shown only here' }) }, strict);
+export type ControlTokenCreated = Static<typeof ControlTokenCreated>;
 
 export const ReplicaPowerView = Type.Object({ tenant: Type.String(), name: Type.String(), host: Type.String(), power: Type.String() }, strict);
 
