@@ -11,13 +11,21 @@
  *   dropped and counted in the receiver's `rxDrops`, as the kernel drops past
  *   `txqueuelen`; frames longer than a slot are dropped the same way;
  * - `setWritable(false)` makes writes refused (the real device's EAGAIN), and
- *   `failReading()` stops reading with an error, to test those paths.
+ *   `failReading()` stops reading with an error, to test those paths;
+ * - with `offload`, an end reads and writes virtio headers as the real TAP
+ *   opened with offloads does (a zero header in front of frames from a plain
+ *   end, `WITH_VNET_HDR` lengths on write, `setOffload` recorded in
+ *   `offloadOn`); a frame with GSO metadata never reaches a plain end (it is
+ *   dropped and counted in that end's `rxDrops`, where the kernel would have
+ *   segmented it).
  */
 import { SystemError } from '../shared/errors.js';
 import {
   DeviceWriteError,
   MAX_BATCHES_PER_WAKEUP,
   SlabBatch,
+  VNET_HDR_BYTES,
+  WITH_VNET_HDR,
   resolveDeviceOptions,
   type BatchHandler,
   type DeviceErrorHandler,
@@ -58,6 +66,9 @@ export class FakeDevice implements PacketDevice {
   readonly kind: DeviceKind;
   readonly batchSize: number;
   readonly slotSize: number;
+  readonly vnetHdr: boolean;
+  /** Offloads as last set by `setOffload` (offload devices). */
+  offloadOn = false;
   /** The other end; set by {@link createFakePair}. */
   peer: FakeDevice | undefined;
   private readonly queueLength: number;
@@ -80,7 +91,22 @@ export class FakeDevice implements PacketDevice {
     this.slotSize = o.slotSize;
     this.queueLength = opts.queueLength ?? 1000;
     this.poison = opts.poisonSlab ?? true;
-    this.batch = new SlabBatch(Buffer.alloc(o.batchSize * o.slotSize), o.slotSize, new Uint32Array(o.batchSize));
+    this.vnetHdr = o.offload;
+    this.batch = new SlabBatch(Buffer.alloc(o.batchSize * o.slotSize), o.slotSize, new Uint32Array(o.batchSize),
+      o.offload ? VNET_HDR_BYTES : 0);
+  }
+
+  setOffload(on: boolean): void {
+    this.assertOpen('setOffload');
+    if (!this.vnetHdr) throw new Error('setOffload(): the device was opened without a virtio header');
+    this.offloadOn = on;
+  }
+
+  /** Test hook (offload devices): write one frame with the given virtio header (e.g. a GSO super-frame). */
+  writeWithHeader(header: Uint8Array, frame: Uint8Array): void {
+    this.assertOpen('write');
+    this.checkFrame(frame.length, 0);
+    this.send(frame, header);
   }
 
   get state(): DeviceState {
@@ -118,15 +144,25 @@ export class FakeDevice implements PacketDevice {
     this.assertOpen('writeBatch');
     if (count > offsets.length || count > lengths.length) throw new RangeError('writeBatch(): count is larger than offsets or lengths');
     for (let i = 0; i < count; i++) {
-      if (offsets[i]! + lengths[i]! > buf.length) throw new RangeError(`writeBatch(): frame ${i} is beyond the end of buf`);
+      const withHeader = lengths[i]! >= WITH_VNET_HDR;
+      if (withHeader && !this.vnetHdr) throw new RangeError(`writeBatch(): frame ${i} has a virtio header but the device has none`);
+      if (offsets[i]! + (lengths[i]! % WITH_VNET_HDR) > buf.length) throw new RangeError(`writeBatch(): frame ${i} is beyond the end of buf`);
     }
     if (!this.writable) {
       this.c.txDrops += count;
       return 0;
     }
     for (let i = 0; i < count; i++) {
-      this.checkFrame(lengths[i]!, i);
-      this.send(buf.subarray(offsets[i], offsets[i]! + lengths[i]!));
+      const len = lengths[i]!;
+      if (len >= WITH_VNET_HDR) {
+        const at = offsets[i]!;
+        const end = at + len - WITH_VNET_HDR;
+        this.checkFrame(end - at - VNET_HDR_BYTES, i);
+        this.send(buf.subarray(at + VNET_HDR_BYTES, end), buf.subarray(at, at + VNET_HDR_BYTES));
+      } else {
+        this.checkFrame(len, i);
+        this.send(buf.subarray(offsets[i], offsets[i]! + len));
+      }
     }
     return count;
   }
@@ -169,21 +205,26 @@ export class FakeDevice implements PacketDevice {
     else throw e;
   }
 
-  /** Called by the peer: queue a copy of `frame`. */
-  private receive(frame: Uint8Array): void {
+  /** Called by the peer: queue a copy of `frame` (with its virtio header in front on an offload device). */
+  private receive(frame: Uint8Array, header: Uint8Array | undefined): void {
     if (this.current === 'closed') return;
-    if (this.queued >= this.queueLength || frame.length > this.slotSize) {
+    const base = this.vnetHdr ? VNET_HDR_BYTES : 0;
+    const gso = header !== undefined && header[1] !== 0;
+    if (this.queued >= this.queueLength || frame.length + base > this.slotSize || (gso && !this.vnetHdr)) {
       this.c.rxDrops += 1;
       return;
     }
-    this.queue.push(Buffer.from(frame));
+    const entry = Buffer.alloc(base + frame.length);
+    if (base > 0 && header !== undefined) entry.set(header);
+    entry.set(frame, base);
+    this.queue.push(entry);
     this.schedule();
   }
 
-  private send(frame: Uint8Array): void {
+  private send(frame: Uint8Array, header?: Uint8Array): void {
     this.c.txFrames += 1;
     this.c.txBytes += frame.length;
-    this.peer?.receive(frame);
+    this.peer?.receive(frame, header);
   }
 
   private checkFrame(length: number, index: number): void {
@@ -218,9 +259,9 @@ export class FakeDevice implements PacketDevice {
     while (n < this.batchSize && this.queued > 0) {
       const f = this.queue[this.head++]!;
       batch.buffer.set(f, n * this.slotSize);
-      batch.lengths[n] = f.length;
+      batch.lengths[n] = f.length - batch.base;
       this.c.rxFrames += 1;
-      this.c.rxBytes += f.length;
+      this.c.rxBytes += f.length - batch.base;
       n++;
     }
     if (this.head > 1024 && this.head * 2 > this.queue.length) {

@@ -3,6 +3,7 @@ import { SystemError, ValidationError } from '../shared/errors.js';
 import {
   DEFAULT_BATCH_SIZE,
   DEFAULT_SLOT_SIZE,
+  OFFLOAD_SLOT_SIZE,
   SlabBatch,
   checkIfName,
   copyFrames,
@@ -13,23 +14,24 @@ import {
 
 describe('resolveDeviceOptions', () => {
   it('fills in defaults', () => {
-    expect(resolveDeviceOptions()).toEqual({ batchSize: DEFAULT_BATCH_SIZE, slotSize: DEFAULT_SLOT_SIZE, multiQueue: false });
+    expect(resolveDeviceOptions()).toEqual({ batchSize: DEFAULT_BATCH_SIZE, slotSize: DEFAULT_SLOT_SIZE, multiQueue: false, offload: false });
+    expect(resolveDeviceOptions({ offload: true })).toEqual({ batchSize: DEFAULT_BATCH_SIZE, slotSize: OFFLOAD_SLOT_SIZE, multiQueue: false, offload: true });
   });
 
   it.each([
     [{ batchSize: 0 }, /batchSize must be an integer from 1 to 4096 frames, got 0/],
     [{ batchSize: 4097 }, /batchSize/],
     [{ batchSize: 1.5 }, /batchSize/],
-    [{ slotSize: 63 }, /slotSize must be an integer from 64 to 65536 bytes, got 63/],
-    [{ slotSize: 65537 }, /slotSize/],
+    [{ slotSize: 63 }, /slotSize must be an integer from 64 to 131072 bytes, got 63/],
+    [{ slotSize: 131_073 }, /slotSize/],
   ])('refuses %j', (opts, message) => {
     expect(() => resolveDeviceOptions(opts)).toThrow(ValidationError);
     expect(() => resolveDeviceOptions(opts)).toThrow(message);
   });
 
   it('accepts the limits', () => {
-    expect(resolveDeviceOptions({ batchSize: 4096, slotSize: 64, multiQueue: true })).toEqual({ batchSize: 4096, slotSize: 64, multiQueue: true });
-    expect(resolveDeviceOptions({ batchSize: 1, slotSize: 65536 }).slotSize).toBe(65536);
+    expect(resolveDeviceOptions({ batchSize: 4096, slotSize: 64, multiQueue: true })).toEqual({ batchSize: 4096, slotSize: 64, multiQueue: true, offload: false });
+    expect(resolveDeviceOptions({ batchSize: 1, slotSize: 131_072 }).slotSize).toBe(131_072);
   });
 });
 

@@ -26,7 +26,7 @@ export type DeviceKind = 'tap' | 'tun';
 
 /** A batch of received frames, viewed in place in the device's read slab. */
 export interface PacketBatch {
-  /** The read slab; frame i is at `buffer[i * slotSize, i * slotSize + lengths[i])`. */
+  /** The read slab; frame i is at `buffer[offset(i), offset(i) + lengths[i])`. */
   readonly buffer: Buffer;
   /** Bytes per slot of `buffer`. */
   readonly slotSize: number;
@@ -34,7 +34,11 @@ export interface PacketBatch {
   readonly lengths: Uint32Array;
   /** Number of frames in this batch (1 .. batchSize). */
   readonly count: number;
-  /** Byte offset of frame i in `buffer`. */
+  /**
+   * Byte offset of frame i in `buffer`: i × slotSize, plus
+   * {@link VNET_HDR_BYTES} on a device with offloads (`vnetHdr`), whose
+   * virtio_net_hdr sits right before the frame.
+   */
   offset(i: number): number;
   /**
    * Frame i as a `Buffer` view of the slab (no copy, but a new object: for
@@ -90,6 +94,19 @@ export interface PacketDevice {
   /** Bytes per read slot: the largest frame that can be received. */
   readonly slotSize: number;
   readonly state: DeviceState;
+  /**
+   * Frames carry a virtio_net_hdr (IFF_VNET_HDR; see {@link PacketDeviceOptions.offload}):
+   * each read frame has its header in the 10 bytes before it (all zero
+   * unless it is a GSO super-frame), and `writeBatch` accepts lengths with
+   * {@link WITH_VNET_HDR} set for frames that start with their own header.
+   */
+  readonly vnetHdr?: boolean;
+  /**
+   * Turns the kernel's checksum and TCP segmentation offloads towards this
+   * device on or off (vnetHdr devices only): when on, reads may return TCP
+   * super-frames of up to 64 KiB with GSO metadata in their header.
+   */
+  setOffload?(on: boolean): void;
   /** Set the batch handler (replacing any earlier one); starts reading unless paused. */
   onBatch(handler: BatchHandler): void;
   /**
@@ -127,7 +144,7 @@ export interface PacketDeviceOptions {
   /**
    * Bytes per read slot: the largest frame that can be received. A TAP needs
    * MTU + 18 (Ethernet header and one VLAN tag), a TUN needs MTU. Longer frames
-   * are dropped and counted in `rxDrops`. 64 .. 65536; default
+   * are dropped and counted in `rxDrops`. 64 .. 131072; default
    * {@link DEFAULT_SLOT_SIZE}.
    */
   slotSize?: number;
@@ -137,7 +154,21 @@ export interface PacketDeviceOptions {
    * Every queue of a device must agree on this. Default false.
    */
   multiQueue?: boolean;
+  /**
+   * Open with a virtio_net_hdr in front of every frame (IFF_VNET_HDR), so
+   * that the kernel's checksum and segmentation offloads can be turned on
+   * with `setOffload` (TAP/TUN of the tunnel engine). Default false; when
+   * true the default slot size is {@link OFFLOAD_SLOT_SIZE}.
+   */
+  offload?: boolean;
 }
+
+/** Bytes of the virtio_net_hdr in front of each frame of an offload device. */
+export const VNET_HDR_BYTES = 10;
+/** Bit of a `writeBatch` length: the frame starts with its own virtio_net_hdr (offload devices). */
+export const WITH_VNET_HDR = 0x8000_0000;
+/** Default slot of an offload device: a 64 KiB super-frame, its Ethernet header, a tag and the virtio header. */
+export const OFFLOAD_SLOT_SIZE = 65_664;
 
 /** Default frames per batch. */
 export const DEFAULT_BATCH_SIZE = 64;
@@ -147,7 +178,7 @@ export const DEFAULT_SLOT_SIZE = 2048;
 export const MAX_BATCH_SIZE = 4096;
 /** Smallest and largest slot size, in bytes (the addon's limits). */
 export const MIN_SLOT_SIZE = 64;
-export const MAX_SLOT_SIZE = 65536;
+export const MAX_SLOT_SIZE = 131_072;
 /** Batches delivered back to back before yielding to the event loop (the addon's constant). */
 export const MAX_BATCHES_PER_WAKEUP = 8;
 /** Longest Linux interface name, in bytes (IFNAMSIZ - 1). */
@@ -158,19 +189,20 @@ export interface ResolvedDeviceOptions {
   readonly batchSize: number;
   readonly slotSize: number;
   readonly multiQueue: boolean;
+  readonly offload: boolean;
 }
 
 /** Fill in defaults and check ranges; throws ValidationError (nothing opened). */
 export function resolveDeviceOptions(opts: PacketDeviceOptions = {}): ResolvedDeviceOptions {
   const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
-  const slotSize = opts.slotSize ?? DEFAULT_SLOT_SIZE;
+  const slotSize = opts.slotSize ?? (opts.offload === true ? OFFLOAD_SLOT_SIZE : DEFAULT_SLOT_SIZE);
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
     throw new ValidationError(`batchSize must be an integer from 1 to ${MAX_BATCH_SIZE} frames, got ${batchSize}`);
   }
   if (!Number.isInteger(slotSize) || slotSize < MIN_SLOT_SIZE || slotSize > MAX_SLOT_SIZE) {
     throw new ValidationError(`slotSize must be an integer from ${MIN_SLOT_SIZE} to ${MAX_SLOT_SIZE} bytes, got ${slotSize}`);
   }
-  return { batchSize, slotSize, multiQueue: opts.multiQueue ?? false };
+  return { batchSize, slotSize, multiQueue: opts.multiQueue ?? false, offload: opts.offload ?? false };
 }
 
 /**
@@ -213,17 +245,18 @@ export class DeviceWriteError extends SystemError {
 export class SlabBatch implements PacketBatch {
   count = 0;
 
-  constructor(readonly buffer: Buffer, readonly slotSize: number, readonly lengths: Uint32Array) {}
+  /** `base`: bytes before each frame in its slot (the virtio header of an offload device). */
+  constructor(readonly buffer: Buffer, readonly slotSize: number, readonly lengths: Uint32Array, readonly base = 0) {}
 
   offset(i: number): number {
-    return i * this.slotSize;
+    return i * this.slotSize + this.base;
   }
 
   frame(i: number): Buffer {
     if (!Number.isInteger(i) || i < 0 || i >= this.count) {
       throw new RangeError(`frame(${i}): the batch has ${this.count} frames`);
     }
-    const start = i * this.slotSize;
+    const start = i * this.slotSize + this.base;
     return this.buffer.subarray(start, start + this.lengths[i]!);
   }
 }

@@ -22,6 +22,7 @@ import { SystemError, isNativeErrnoError } from '../shared/errors.js';
 import {
   DeviceWriteError,
   SlabBatch,
+  VNET_HDR_BYTES,
   checkIfName,
   resolveDeviceOptions,
   type DeviceKind,
@@ -112,6 +113,7 @@ class TunTapDevice extends BatchReader<SlabBatch> implements PacketDevice {
   readonly name: string;
   readonly batchSize: number;
   readonly slotSize: number;
+  readonly vnetHdr: boolean;
   private readonly q: NativeTunTap;
 
   static open(kind: DeviceKind, name: string, opts: PacketDeviceOptions): TunTapDevice {
@@ -125,14 +127,23 @@ class TunTapDevice extends BatchReader<SlabBatch> implements PacketDevice {
     const { TunTap } = native();
     try {
       this.q = new TunTap(name, kind === 'tun', o.multiQueue, o.batchSize, o.slotSize,
-        (count) => { this.deliver(count); }, (err) => { this.failed(err); });
+        (count) => { this.deliver(count); }, (err) => { this.failed(err); }, o.offload);
     } catch (e) {
       throw toTunError('open', e);
     }
     this.name = this.q.name;
     this.batchSize = o.batchSize;
     this.slotSize = o.slotSize;
-    this.attach(this.q, new SlabBatch(this.q.slab, o.slotSize, this.q.lengths));
+    this.vnetHdr = this.q.vnetHdr;
+    this.attach(this.q, new SlabBatch(this.q.slab, o.slotSize, this.q.lengths, this.vnetHdr ? VNET_HDR_BYTES : 0));
+  }
+
+  setOffload(on: boolean): void {
+    try {
+      this.q.setOffload(on);
+    } catch (e) {
+      throw toTunError('open', e);
+    }
   }
 
   write(frame: Uint8Array): boolean {

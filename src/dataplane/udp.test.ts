@@ -194,7 +194,7 @@ describe('resolveUdpOptions', () => {
     [{ address: '0.0.0.0', port: -1 }, /port must be/],
     [{ address: '0.0.0.0', port: 70000 }, /port must be/],
     [{ address: '0.0.0.0', port: 1, batchSize: 0 }, /batchSize must be an integer from 1 to 4096/],
-    [{ address: '0.0.0.0', port: 1, slotSize: 32 }, /slotSize must be an integer from 64 to 65536/],
+    [{ address: '0.0.0.0', port: 1, slotSize: 32 }, /slotSize must be an integer from 64 to 131072/],
     [{ address: '0.0.0.0', port: 1, rcvbuf: -1 }, /rcvbuf must be/],
     [{ address: '0.0.0.0', port: 1, sndbuf: 2 ** 31 }, /sndbuf must be/],
     [{ address: '0.0.0.0', port: 1, gro: true }, /gro needs batchSize >= 128/],

@@ -59,7 +59,7 @@ constexpr int kMaxBatchesPerWakeup = 8;
 // Bounds of the slab geometry accepted at open.
 constexpr uint32_t kMaxBatchSize = 4096;      // frames
 constexpr uint32_t kMinSlotSize = 64;         // bytes
-constexpr uint32_t kMaxSlotSize = 65536;      // bytes
+constexpr uint32_t kMaxSlotSize = 131072;     // bytes (a TAP with offloads reads 64 KiB super-frames)
 
 // What ReadBatch() returns: frames placed in slots [0, count), and the errno
 // that stopped reading (0 when it stopped at EAGAIN or a full slab).

@@ -62,6 +62,10 @@ export interface NativeTunTap {
    * Other errors throw, with `.written` set.
    */
   writeBatch(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
+  /** Opened with IFF_VNET_HDR: slot i holds a 10-byte virtio_net_hdr, the frame follows it. */
+  readonly vnetHdr: boolean;
+  /** TUNSETOFFLOAD: checksum and TCP segmentation offloads on or off (vnetHdr devices only). */
+  setOffload(on: boolean): void;
 }
 
 /** Constructor of {@link NativeTunTap}; throws errno errors (see tuntap.cc). */
@@ -73,6 +77,7 @@ export type NativeTunTapConstructor = new (
   slotSize: number,
   onBatch: (count: number) => void,
   onError: (err: Error) => void,
+  vnetHdr?: boolean,
 ) => NativeTunTap;
 
 /** Bits of the `flags` argument of {@link NativeUdpSocketConstructor} (kept in sync with udp.cc). */

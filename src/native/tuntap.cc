@@ -1,12 +1,24 @@
 // TAP (Ethernet) and TUN (IP) devices: one object per queue.
 //
-// JS: new TunTap(name, tun, multiQueue, batchSize, slotSize, onBatch, onError)
+// JS: new TunTap(name, tun, multiQueue, batchSize, slotSize, onBatch, onError[, vnetHdr])
 //   opens /dev/net/tun (O_RDWR | O_NONBLOCK | O_CLOEXEC) and attaches queue to
 //   the interface `name` with IFF_NO_PI (no packet-information header: slots
 //   hold bare Ethernet frames for a TAP, bare IP packets for a TUN), creating
 //   it if needed. With multiQueue (IFF_MULTI_QUEUE), open the same name again
 //   for each further queue; the kernel spreads flows over the queues.
 //   A non-persistent device disappears when its last queue closes.
+//
+// vnetHdr (IFF_VNET_HDR, little-endian): every frame crosses the fd with a
+// 10-byte struct virtio_net_hdr in front. Slot i then holds that header at
+// i*slotSize and the frame at i*slotSize + 10 (lengths[] count the frame
+// only). On read, a frame without GSO whose checksum the kernel left to us
+// (NEEDS_CSUM) gets it computed here and its header zeroed, so JS sees a
+// finished frame and a zero header; a GSO super-frame (only after
+// setOffload(true)) keeps its header for JS to carry. On write, a length with
+// bit 31 set (kWithHeader) means the frame starts with its own header;
+// otherwise a zero header is written in front (writev).
+//   setOffload(on) -> TUNSETOFFLOAD: CSUM|TSO4|TSO6 when on (the kernel
+//   hands over TCP super-frames up to 64 KiB), none when off.
 //
 // Reading is inherited from BatchSource (uv_poll + slab + one onBatch(count)
 // per batch). Writing:
@@ -32,8 +44,44 @@ namespace nea {
 namespace {
 
 constexpr const char* kTunPath = "/dev/net/tun";
+constexpr uint32_t kVnetHdrLen = 10;  // struct virtio_net_hdr
+constexpr uint32_t kWithHeader = 0x80000000u;
+constexpr uint8_t kNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+const uint8_t kZeroHdr[kVnetHdrLen] = {};
 
-// Data of a Uint8Array / Uint32Array argument, or nullptr (TypeError pending).
+inline uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+
+// Finishes a partial checksum: the one's complement sum of frame[start, len)
+// (the field at start + offset holds the pseudo-header sum) goes into that
+// field. False when the offsets do not fit the frame.
+bool FinishChecksum(uint8_t* frame, uint32_t len, uint32_t start, uint32_t offset) {
+  if (start >= len || uint64_t{start} + offset + 2 > len) return false;
+  uint64_t sum = 0;
+  const uint8_t* p = frame + start;
+  uint32_t n = len - start;
+  while (n >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    // Sum 16-bit big-endian words: byte-swap each 32-bit half into host order.
+    uint32_t lo = static_cast<uint32_t>(w), hi = static_cast<uint32_t>(w >> 32);
+    sum += __builtin_bswap32(lo);
+    sum += __builtin_bswap32(hi);
+    p += 8;
+    n -= 8;
+  }
+  while (n >= 2) {
+    sum += static_cast<uint32_t>((p[0] << 8) | p[1]);
+    p += 2;
+    n -= 2;
+  }
+  if (n == 1) sum += static_cast<uint32_t>(p[0] << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  uint16_t c = static_cast<uint16_t>(~sum);
+  if (c == 0) c = 0xffff;  // equivalent in one's complement; required for UDP
+  frame[start + offset] = static_cast<uint8_t>(c >> 8);
+  frame[start + offset + 1] = static_cast<uint8_t>(c);
+  return true;
+}
 
 }  // namespace
 
@@ -43,6 +91,7 @@ class TunTap : public BatchSource<TunTap> {
     auto props = BaseMethods();
     props.push_back(InstanceMethod("write", &TunTap::Write));
     props.push_back(InstanceMethod("writeBatch", &TunTap::WriteBatch));
+    props.push_back(InstanceMethod("setOffload", &TunTap::SetOffload));
     return DefineClass(env, "TunTap", props);
   }
 
@@ -61,6 +110,7 @@ class TunTap : public BatchSource<TunTap> {
     bool multiQueue = info[2].As<Napi::Boolean>().Value();
     uint32_t batchSize = info[3].As<Napi::Number>().Uint32Value();
     uint32_t slotSize = info[4].As<Napi::Number>().Uint32Value();
+    const bool vnet = info.Length() > 7 && info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
     const char* kind = tun ? "TUN" : "TAP";
 
     if (batchSize < 1 || batchSize > kMaxBatchSize) {
@@ -98,7 +148,8 @@ class TunTap : public BatchSource<TunTap> {
     }
 
     struct ifreq ifr {};
-    ifr.ifr_flags = static_cast<short>((tun ? IFF_TUN : IFF_TAP) | IFF_NO_PI | (multiQueue ? IFF_MULTI_QUEUE : 0));
+    ifr.ifr_flags = static_cast<short>((tun ? IFF_TUN : IFF_TAP) | IFF_NO_PI | (multiQueue ? IFF_MULTI_QUEUE : 0) |
+                                       (vnet ? IFF_VNET_HDR : 0));
     memcpy(ifr.ifr_name, name.data(), name.size());
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
       int err = errno;
@@ -125,6 +176,18 @@ class TunTap : public BatchSource<TunTap> {
       return;
     }
     ifr.ifr_name[IFNAMSIZ - 1] = '\0';
+    if (vnet) {
+      int size = kVnetHdrLen, le = 1;
+      (void)ioctl(fd, TUNSETVNETLE, &le);  // little-endian fields on every architecture (native on x86)
+      if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 || ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
+        int err = errno;
+        close(fd);
+        ErrnoError(env, err, "TUNSETVNETHDRSZ", std::string("cannot set up the virtio header of ") + kind + " '" + name + "'")
+            .ThrowAsJavaScriptException();
+        return;
+      }
+    }
+    vnet_ = vnet;
 
     Napi::Object self = info.This().As<Napi::Object>();
     if (!Attach(env, self, fd, batchSize, slotSize, info[5].As<Napi::Function>(), info[6].As<Napi::Function>(),
@@ -134,6 +197,7 @@ class TunTap : public BatchSource<TunTap> {
     name_ = ifr.ifr_name;
     kind_ = kind;
     self.Set("name", Napi::String::New(env, name_));
+    self.Set("vnetHdr", Napi::Boolean::New(env, vnet));
   }
 
   static const char* ReadSyscall() { return "read"; }
@@ -152,6 +216,7 @@ class TunTap : public BatchSource<TunTap> {
     last[0].iov_len = slotSize;
     last[1].iov_base = &overflow_;
     last[1].iov_len = 1;
+    const uint32_t hdr = vnet_ ? kVnetHdrLen : 0;
     uint32_t n = 0;
     double bytes = 0;
     int err = 0;
@@ -163,12 +228,23 @@ class TunTap : public BatchSource<TunTap> {
         break;
       }
       if (r == 0) continue;
-      if (static_cast<size_t>(r) > slotSize) {
+      if (static_cast<size_t>(r) > slotSize || static_cast<size_t>(r) <= hdr) {
         counters_[kRxDrops] += 1;
         continue;
       }
-      lengths_[n++] = static_cast<uint32_t>(r);
-      bytes += static_cast<double>(r);
+      uint32_t len = static_cast<uint32_t>(r) - hdr;
+      if (vnet_) {
+        uint8_t* h = Slot(n);
+        if (h[1] == 0) {  // VIRTIO_NET_HDR_GSO_NONE
+          if ((h[0] & kNeedsCsum) != 0 && !FinishChecksum(h + kVnetHdrLen, len, Le16(h + 6), Le16(h + 8))) {
+            counters_[kRxDrops] += 1;
+            continue;
+          }
+          memset(h, 0, kVnetHdrLen);
+        }
+      }
+      lengths_[n++] = len;
+      bytes += static_cast<double>(len);
     }
     counters_[kRxFrames] += n;
     counters_[kRxBytes] += bytes;
@@ -194,7 +270,7 @@ class TunTap : public BatchSource<TunTap> {
       return Napi::Value();
     }
     for (;;) {
-      ssize_t w = ::write(Fd(), buf + offset, length);
+      ssize_t w = WriteFrame(buf + offset, length);
       if (w >= 0) {
         counters_[kTxFrames] += 1;
         counters_[kTxBytes] += length;
@@ -231,24 +307,23 @@ class TunTap : public BatchSource<TunTap> {
       return Napi::Value();
     }
     for (uint32_t i = 0; i < count; ++i) {
-      if (uint64_t{offsets[i]} + lengths[i] > bufLen) {
+      if (uint64_t{offsets[i]} + (lengths[i] & ~kWithHeader) > bufLen || (!vnet_ && (lengths[i] & kWithHeader) != 0)) {
         Napi::RangeError::New(env, "writeBatch(): frame " + std::to_string(i) + " is beyond the end of buf")
             .ThrowAsJavaScriptException();
         return Napi::Value();
       }
     }
-    const int fd = Fd();
     uint32_t i = 0;
     double bytes = 0;
     int err = 0;
     while (i < count) {
-      ssize_t w = ::write(fd, buf + offsets[i], lengths[i]);
+      ssize_t w = WriteFrame(buf + offsets[i], lengths[i]);
       if (w < 0) {
         if (errno == EINTR) continue;
         err = errno;
         break;
       }
-      bytes += lengths[i];
+      bytes += lengths[i] & ~kWithHeader;
       ++i;
     }
     counters_[kTxFrames] += i;
@@ -262,6 +337,37 @@ class TunTap : public BatchSource<TunTap> {
       return Napi::Value();
     }
     return Napi::Number::New(env, i);
+  }
+
+  // One frame; with a virtio header, `length` may carry kWithHeader (the
+  // frame starts with its own header), else a zero header goes first.
+  ssize_t WriteFrame(const uint8_t* p, uint32_t length) {
+    if (!vnet_) return ::write(Fd(), p, length);
+    if ((length & kWithHeader) != 0) return ::write(Fd(), p, length & ~kWithHeader);
+    struct iovec v[2];
+    v[0].iov_base = const_cast<uint8_t*>(kZeroHdr);
+    v[0].iov_len = kVnetHdrLen;
+    v[1].iov_base = const_cast<uint8_t*>(p);
+    v[1].iov_len = length;
+    return ::writev(Fd(), v, 2);
+  }
+
+  // setOffload(on: boolean)
+  Napi::Value SetOffload(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!IsOpen()) return ThrowClosed(env, "setOffload");
+    if (!vnet_) {
+      Napi::Error::New(env, "setOffload(): the device was opened without a virtio header").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    bool on = info.Length() > 0 && info[0].ToBoolean().Value();
+    unsigned long flags = on ? (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) : 0;
+    if (ioctl(Fd(), TUNSETOFFLOAD, flags) < 0) {
+      ErrnoError(env, errno, "TUNSETOFFLOAD", "cannot change the offloads of " + kind_ + " " + name_)
+          .ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    return env.Undefined();
   }
 
   Napi::Error WriteError(Napi::Env env, int err, const std::string& what) const {
@@ -280,6 +386,7 @@ class TunTap : public BatchSource<TunTap> {
   std::string name_;
   std::string kind_;
   uint8_t overflow_ = 0;  // receives the byte beyond the last slot (see ReadBatch)
+  bool vnet_ = false;     // IFF_VNET_HDR: a virtio_net_hdr in front of every frame
 };
 
 // Keeps this shared object mapped for the life of the process. A worker

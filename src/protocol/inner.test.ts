@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  CAP_OFFLOAD, MAX_OFFLOAD_BYTES, capabilityFlags, offloadChunk, readOffloadHeader, writeCapabilities, writeOffloadHeader,
   fragmentChunk, innerKind, innerSegment, l2FrameLength, maxInnerPayload, maxWholeFrame, readFragmentHeader,
   writeFragmentHeader, writeL2Header, type FragmentHeader,
 } from './inner.js';
@@ -20,7 +21,43 @@ describe('inner payload', () => {
     p[0] = 0x00;
     expect(innerKind(p, 0, 16)).toBe('bad');
     p[0] = 0x12;
+    expect(innerKind(p, 0, 16)).toBe('l2-offload');
+    expect(innerKind(p, 0, 15)).toBe('bad');
+    p[0] = 0x13;
+    expect(innerKind(p, 0, 2)).toBe('capabilities');
+    expect(innerKind(p, 0, 1)).toBe('bad');
+    p[0] = 0x14;
     expect(innerKind(p, 0, 16)).toBe('bad');
+  });
+
+  it('round-trips offload fragment headers (32-bit lengths) and refuses inconsistent ones', () => {
+    const p = new Uint8Array(64);
+    const h: FragmentHeader = { segment: 0, last: false, frameId: 0, frameLength: 0, offset: 0, chunkLength: 0 };
+    writeOffloadHeader(p, 0, 4094, 65_535, 65_000, 64_000, 40);
+    expect([...p.subarray(0, 16)]).toEqual([0x12, 0, 0x0f, 0xfe, 0xff, 0xff, 0, 40, 0, 0, 0xfd, 0xe8, 0, 0, 0xfa, 0]);
+    expect(readOffloadHeader(p, 0, 56, h)).toBe(true);
+    expect(h).toEqual({ segment: 4094, last: false, frameId: 65_535, frameLength: 65_000, offset: 64_000, chunkLength: 40 });
+    expect(readOffloadHeader(p, 0, 55, h)).toBe(false); // chunk beyond the payload
+    writeOffloadHeader(p, 0, 10, 1, 65_000, 64_960, 40);
+    expect(readOffloadHeader(p, 0, 56, h)).toBe(true);
+    expect(h.last).toBe(true);
+    p[1] = 0;
+    expect(readOffloadHeader(p, 0, 56, h)).toBe(false); // ends the frame but not marked last
+    writeOffloadHeader(p, 0, 10, 1, MAX_OFFLOAD_BYTES + 1, 0, 40);
+    expect(readOffloadHeader(p, 0, 56, h)).toBe(false); // too large
+    writeOffloadHeader(p, 0, 10, 1, 20, 0, 20);
+    expect(readOffloadHeader(p, 0, 56, h)).toBe(false); // smaller than a virtio header and an Ethernet header
+    writeOffloadHeader(p, 0, 10, 1, 1000, 990, 40);
+    expect(readOffloadHeader(p, 0, 56, h)).toBe(false); // beyond the frame
+  });
+
+  it('writes and reads the capabilities message', () => {
+    const p = new Uint8Array(4);
+    writeCapabilities(p, 1, CAP_OFFLOAD);
+    expect([...p]).toEqual([0, 0x13, 1, 0]);
+    expect(innerKind(p, 1, 2)).toBe('capabilities');
+    expect(capabilityFlags(p, 1) & CAP_OFFLOAD).toBe(CAP_OFFLOAD);
+    expect(offloadChunk(1500, 4)).toBe(1424);
   });
 
   it('writes and reads an L2 header, ignoring padding', () => {

@@ -22,13 +22,14 @@ interface Site {
 const engines: TunnelEngine[] = [];
 afterEach(() => { for (const e of engines.splice(0)) e.stop(); });
 
-function site(net: FakeUdpNetwork, address: string, segments: number[], opts: { l3?: boolean } = {}): Site {
+function site(net: FakeUdpNetwork, address: string, segments: number[], opts: { l3?: boolean; offload?: boolean } = {}): Site {
   const priv = generatePrivateKey();
   const segs = new Map<number, FakeDevice>();
   const bridge = new Map<number, FakeDevice>();
   const got = new Map<number, Uint8Array[]>();
   for (const id of segments) {
-    const [app, br] = createFakePair({ name: `tap${id}` }, { name: `br${id}` });
+    const off = opts.offload === true ? { offload: true, slotSize: 70_000 } : {};
+    const [app, br] = createFakePair({ name: `tap${id}`, ...off }, { name: `br${id}`, ...off });
     segs.set(id, app);
     bridge.set(id, br);
     got.set(id, []);
@@ -217,5 +218,54 @@ describe('TunnelEngine', () => {
     expect(seen.size).toBe(got.length); // no frame delivered twice
     expect(got.length).toBeGreaterThanOrEqual(75);
     expect(got.length).toBeLessThan(100);
+  });
+
+  describe('offloads (TCP super-frames whole through the tunnel)', () => {
+    /** A virtio_net_hdr of a TCPv4 super-frame: GSO type 1, header 54 bytes, MSS 1448, checksum at 34 + 16. */
+    const gsoHeader = Uint8Array.from([1, 1, 54, 0, 0xa8, 0x05, 34, 0, 16, 0]);
+
+    it('turns offloads on once both ends said they accept offload frames, and carries a super-frame with its GSO header', async () => {
+      const net = new FakeUdpNetwork();
+      const t = site(net, '192.0.2.1', [10], { offload: true });
+      const s = site(net, '192.0.2.2', [10], { offload: true });
+      const heard: Uint8Array[] = [];
+      s.bridge.get(10)!.onBatch((b) => {
+        for (let i = 0; i < b.count; i++) {
+          const o = b.offset(i);
+          heard.push(new Uint8Array(b.buffer.subarray(o - 10, o + b.lengths[i]!)));
+        }
+      });
+      connect(t, s, [10]);
+      const tap = (x: Site): FakeDevice => (x.engine as unknown as { segments: Map<number, { device: FakeDevice }> }).segments.get(10)!.device;
+      t.bridge.get(10)!.write(arpRequest('02:00:00:00:00:01', '10.0.0.1', '10.0.0.2'));
+      await until('offloads on at both TAPs', () => tap(t).offloadOn && tap(s).offloadOn, net);
+      const big = frame('02:00:00:00:00:02', '02:00:00:00:00:01', 60_000, 0x5a);
+      t.bridge.get(10)!.writeWithHeader(gsoHeader, big);
+      await until('the super-frame at the SP side', () => heard.some((f) => f.length === 60_010), net);
+      const got = heard.find((f) => f.length === 60_010)!;
+      expect(got.subarray(0, 10)).toEqual(gsoHeader);
+      expect(got.subarray(10)).toEqual(big);
+      // An ordinary frame arrives with a zero header.
+      const small = frame('02:00:00:00:00:02', '02:00:00:00:00:01', 1514, 0x11);
+      t.bridge.get(10)!.write(small);
+      await until('the full-size frame', () => heard.some((f) => f.length === 1524), net);
+      expect(heard.find((f) => f.length === 1524)!).toEqual(Uint8Array.from([...new Uint8Array(10), ...small]));
+    });
+
+    it('keeps offloads off towards a peer without them, and drops a super-frame read anyway', async () => {
+      const net = new FakeUdpNetwork();
+      const t = site(net, '192.0.2.1', [10], { offload: true });
+      const s = site(net, '192.0.2.2', [10]);
+      connect(t, s, [10]);
+      t.bridge.get(10)!.write(arpRequest('02:00:00:00:00:01', '10.0.0.1', '10.0.0.2'));
+      await until('the ARP request at the SP side', () => s.got.get(10)!.length === 1, net);
+      s.bridge.get(10)!.write(frame('02:00:00:00:00:01', '02:00:00:00:00:02', 100));
+      await until('the reply at the tenant side', () => t.got.get(10)!.length >= 1, net);
+      const tap = (t.engine as unknown as { segments: Map<number, { device: FakeDevice }> }).segments.get(10)!.device;
+      expect(tap.offloadOn).toBe(false);
+      t.bridge.get(10)!.writeWithHeader(gsoHeader, frame('02:00:00:00:00:02', '02:00:00:00:00:01', 20_000));
+      await until('the super-frame dropped', () => t.engine.status().peers[0]!.counters.drops['offload-not-accepted'] === 1, net);
+      expect(s.got.get(10)!.every((f) => f.length < 2000)).toBe(true);
+    });
   });
 });

@@ -40,9 +40,12 @@ import type { Endpoint } from '../wg/endpoint.js';
 import { encodeKey } from '../wg/crypto.js';
 import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT } from '../wg/messages.js';
 import {
-  FRAGMENT_HEADER_BYTES, L2_HEADER_BYTES, MAX_FRAME_BYTES, fragmentChunk, innerKind, innerSegment, l2FrameLength,
-  maxInnerPayload, readFragmentHeader, writeFragmentHeader, writeL2Header,
+  CAPABILITIES_BYTES, CAP_OFFLOAD, FRAGMENT_HEADER_BYTES, L2_HEADER_BYTES, MAX_FRAME_BYTES, MAX_OFFLOAD_BYTES,
+  OFFLOAD_HEADER_BYTES, VNET_HEADER_BYTES, capabilityFlags, fragmentChunk, innerKind, innerSegment, l2FrameLength,
+  maxInnerPayload, offloadChunk, readFragmentHeader, readOffloadHeader, writeCapabilities, writeFragmentHeader,
+  writeL2Header, writeOffloadHeader, type FragmentHeader,
 } from '../../protocol/inner.js';
+import { WITH_VNET_HDR } from '../packet-device.js';
 import type { Logger } from '../../shared/log.js';
 import { NeaError } from '../../shared/errors.js';
 import { LOCAL_PORT, MacTable, isGroupMac, macKey, macKeyString, type MacTableOptions } from './mactable.js';
@@ -94,6 +97,12 @@ export interface TunnelEngineOptions {
   macTable?: MacTableOptions;
   /** Checked on every frame of every segment, both directions, before learning and forwarding (guard.ts). */
   guard?: FrameGuard;
+  /**
+   * Use the segments' TAP offloads (devices opened with `offload`): TCP
+   * super-frames cross the tunnel whole, as offload frames, to peers that
+   * accept them (docs/tunnel.md). Default true; false: never turned on.
+   */
+  offload?: boolean;
 }
 
 export interface PeerCounters {
@@ -149,6 +158,12 @@ interface PeerState {
   nextFrameId: number;
   readonly reassembler: Reassembler;
   readonly counters: PeerCounters;
+  /** The peer accepts offload frames (it said so on its current session). */
+  offload: boolean;
+  /** The sending keypair our capabilities message went out on. */
+  announcedOn: Keypair | undefined;
+  /** The receiving keypair whose first message set `offload`. */
+  decidedOn: Keypair | undefined;
 }
 
 interface SegmentState {
@@ -162,6 +177,10 @@ interface SegmentState {
   wCount: number;
   wBuffer: Uint8Array | undefined;
   lastFlapLog: number;
+  /** The local port reads and writes virtio headers (its offloads can be turned on). */
+  readonly vnet: boolean;
+  /** Offloads are on at the local port (every peer of the segment accepts offload frames). */
+  offloadOn: boolean;
 }
 
 function count(r: Record<string, number>, reason: string): void {
@@ -194,6 +213,9 @@ export class TunnelEngine {
   private readonly txLengths = new Uint32Array(TX_BATCH);
   private readonly txPeers: (PeerState | undefined)[] = new Array<PeerState | undefined>(TX_BATCH);
   private txCount = 0;
+  private readonly offload: boolean;
+  /** Reused for every offload fragment received. */
+  private readonly offloadHeader: FragmentHeader = { segment: 0, last: false, frameId: 0, frameLength: 0, offset: 0, chunkLength: 0 };
 
   // A run of transport messages of one keypair, opened with one batched AEAD call.
   private readonly rxOffsets = new Uint32Array(RX_RUN_MAX);
@@ -221,6 +243,7 @@ export class TunnelEngine {
     this.guard = opts.guard;
     this.clock = opts.clock ?? (() => performance.now());
     this.wanMtu = opts.wanMtu ?? 1500;
+    this.offload = opts.offload ?? true;
     if (!Number.isInteger(this.wanMtu) || this.wanMtu < 576 || this.wanMtu > 65535) {
       throw new NeaError('INVALID_INPUT', `WAN MTU must be an integer from 576 to 65535 bytes, got ${this.wanMtu}`);
     }
@@ -233,6 +256,7 @@ export class TunnelEngine {
         id, device: dev, macs: new MacTable(opts.macTable),
         counters: { toTunnel: 0, fromTunnel: 0, drops: {} },
         wOffsets: new Uint32Array(rxMax), wLengths: new Uint32Array(rxMax), wCount: 0, wBuffer: undefined, lastFlapLog: -Infinity,
+        vnet: this.offload && dev.vnetHdr === true && dev.setOffload !== undefined, offloadOn: false,
       });
     }
     this.l3 = opts.l3;
@@ -271,9 +295,11 @@ export class TunnelEngine {
       segments: new Set(cfg.segments), allowedIps: (cfg.allowedIps ?? []).map(parsePrefix),
       staged: [], nextFrameId: 0, reassembler: new Reassembler(),
       counters: { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, handshakes: 0, drops: {} },
+      offload: false, announcedOn: undefined, decidedOn: undefined,
     };
     this.peers.set(peer, ps);
     this.byKey.set(ps.key, ps);
+    this.updateOffloads();
     if (cfg.endpoint) peer.requestHandshake();
     this.armTimer();
   }
@@ -286,7 +312,59 @@ export class TunnelEngine {
     this.peers.delete(ps.peer);
     this.byKey.delete(ps.key);
     for (const seg of this.segments.values()) seg.macs.forgetPort(ps.port);
+    this.updateOffloads();
     return true;
+  }
+
+  // --- offloads ---------------------------------------------------------------
+
+  /** Whether `ps` may be sent offload frames by us: every segment it carries has a local port with offloads. */
+  private acceptsOffload(ps: PeerState): boolean {
+    if (!this.offload || ps.segments.size === 0) return false;
+    for (const id of ps.segments) if (this.segments.get(id)?.vnet !== true) return false;
+    return true;
+  }
+
+  /**
+   * Sends our capabilities once per sending keypair, as its first message
+   * after the handshake's own keepalive (peers with segments only: a stock
+   * WireGuard peer would not know the message).
+   */
+  private announce(ps: PeerState, now: number): void {
+    if (ps.segments.size === 0) return;
+    const kp = ps.peer.keypairs.current;
+    if (kp === undefined || kp === ps.announcedOn || !kp.canSend(now)) return;
+    ps.announcedOn = kp;
+    const slot = this.reserve();
+    writeCapabilities(this.tx, slot + 16, this.acceptsOffload(ps) ? CAP_OFFLOAD : 0);
+    this.queue(ps, slot, CAPABILITIES_BYTES);
+  }
+
+  private setPeerOffload(ps: PeerState, on: boolean): void {
+    if (ps.offload === on) return;
+    ps.offload = on;
+    this.log.info(on ? 'peer accepts offload frames' : 'peer does not accept offload frames', { peer: ps.key.slice(0, 8) });
+    this.updateOffloads();
+  }
+
+  /** Offloads on at a segment's local port exactly when it has peers and every one of them accepts offload frames. */
+  private updateOffloads(): void {
+    for (const seg of this.segments.values()) {
+      if (!seg.vnet) continue;
+      let want = false;
+      for (const ps of this.peers.values()) {
+        if (!ps.segments.has(seg.id)) continue;
+        want = ps.offload;
+        if (!want) break;
+      }
+      if (want === seg.offloadOn) continue;
+      try {
+        seg.device.setOffload!(want);
+        seg.offloadOn = want;
+      } catch (e) {
+        this.log.warn('cannot change the offloads of a segment\'s port', { segment: seg.id, error: (e as Error).message });
+      }
+    }
   }
 
   status(): EngineStatus {
@@ -322,19 +400,21 @@ export class TunnelEngine {
         if (why !== undefined) { count(seg.counters.drops, why); continue; }
       }
       if (!isGroupMac(buf, off + 6)) seg.macs.learn(macKey(buf, off + 6), LOCAL_PORT, now);
+      // A GSO super-frame (offloads on): its virtio header, right before it, says so.
+      const gso = seg.vnet && buf[off - VNET_HEADER_BYTES + 1] !== 0;
       let sent = false;
       if (!isGroupMac(buf, off)) {
         const port = seg.macs.lookup(macKey(buf, off), now);
         if (port === LOCAL_PORT) { count(seg.counters.drops, 'local-destination'); continue; }
         if (port !== undefined) {
           for (const ps of this.peers.values()) {
-            if (ps.port === port) { this.sendFrame(ps, seg.id, buf, off, len); sent = true; break; }
+            if (ps.port === port) { this.sendFrame(ps, seg.id, buf, off, len, gso); sent = true; break; }
           }
         }
       }
       if (!sent) {
         for (const ps of this.peers.values()) {
-          if (ps.segments.has(seg.id)) { this.sendFrame(ps, seg.id, buf, off, len); sent = true; }
+          if (ps.segments.has(seg.id)) { this.sendFrame(ps, seg.id, buf, off, len, gso); sent = true; }
         }
       }
       if (sent) seg.counters.toTunnel++;
@@ -375,9 +455,16 @@ export class TunnelEngine {
     return best;
   }
 
-  private sendFrame(ps: PeerState, segment: number, buf: Buffer, off: number, len: number): void {
-    if (len > MAX_FRAME_BYTES) { count(ps.counters.drops, 'frame-too-big'); return; }
+  private sendFrame(ps: PeerState, segment: number, buf: Buffer, off: number, len: number, gso = false): void {
     const v6 = ps.peer.endpoint?.address.includes(':') === true;
+    if (gso) {
+      // Offloads are on only while every peer of the segment accepts offload
+      // frames; a super-frame read just before they went off is dropped.
+      if (!ps.offload) { count(ps.counters.drops, 'offload-not-accepted'); return; }
+      this.sendOffloadFrame(ps, segment, buf, off - VNET_HEADER_BYTES, len + VNET_HEADER_BYTES, v6);
+      return;
+    }
+    if (len > MAX_FRAME_BYTES) { count(ps.counters.drops, 'frame-too-big'); return; }
     const whole = maxInnerPayload(this.wanMtu, v6 ? 6 : 4) - L2_HEADER_BYTES;
     if (len <= whole) {
       const slot = this.reserve();
@@ -395,6 +482,21 @@ export class TunnelEngine {
       writeFragmentHeader(this.tx, slot + 16, { segment, last: o + n === len, frameId, frameLength: len, offset: o, chunkLength: n });
       buf.copy(this.tx, slot + 16 + FRAGMENT_HEADER_BYTES, off + o, off + o + n);
       this.queue(ps, slot, FRAGMENT_HEADER_BYTES + n);
+    }
+  }
+
+  /** An offload frame (virtio header + frame at buf[off, off+len)) as offload fragments. */
+  private sendOffloadFrame(ps: PeerState, segment: number, buf: Buffer, off: number, len: number, v6: boolean): void {
+    if (len > MAX_OFFLOAD_BYTES) { count(ps.counters.drops, 'frame-too-big'); return; }
+    const chunk = offloadChunk(this.wanMtu, v6 ? 6 : 4);
+    const frameId = ps.nextFrameId;
+    ps.nextFrameId = (ps.nextFrameId + 1) & 0xffff;
+    for (let o = 0; o < len; o += chunk) {
+      const n = Math.min(chunk, len - o);
+      const slot = this.reserve();
+      writeOffloadHeader(this.tx, slot + 16, segment, frameId, len, o, n);
+      buf.copy(this.tx, slot + 16 + OFFLOAD_HEADER_BYTES, off + o, off + o + n);
+      this.queue(ps, slot, OFFLOAD_HEADER_BYTES + n);
     }
   }
 
@@ -520,6 +622,13 @@ export class TunnelEngine {
       if (!ps) continue;
       ps.counters.rxPackets++;
       ps.counters.rxBytes += plain + 32;
+      if (ps.announcedOn !== ps.peer.keypairs.current) this.announce(ps, now);
+      if (kp !== ps.decidedOn && plain > 0) {
+        // The peer's first message on a session says what it accepts: its
+        // capabilities (handled below), or anything else from a peer without them.
+        ps.decidedOn = kp;
+        if (innerKind(buf, off + 16, plain) !== 'capabilities') this.setPeerOffload(ps, false);
+      }
       this.onInner(ps, buf, off + 16, plain, now);
     }
   }
@@ -542,7 +651,10 @@ export class TunnelEngine {
       if (ps) {
         ps.counters.handshakes++;
         this.log.debug('handshake', { peer: ps.key.slice(0, 8), event: ev.type, endpoint: endpointString(src) ?? '' });
-        if (ev.type === 'handshake-complete') this.flushStaged(ps, now);
+        if (ev.type === 'handshake-complete') {
+          this.announce(ps, now);
+          this.flushStaged(ps, now);
+        }
       }
     }
   }
@@ -568,6 +680,18 @@ export class TunnelEngine {
         if (frame) this.deliverFrame(ps, seg, frame, 0, frame.length, now);
         return;
       }
+      case 'l2-offload': {
+        const h = this.offloadHeader;
+        if (!readOffloadHeader(buf, off, len, h)) { count(ps.counters.drops, 'bad-inner'); return; }
+        const seg = this.segmentFor(ps, h.segment);
+        if (!seg) return;
+        const frame = ps.reassembler.add(h, buf, off + OFFLOAD_HEADER_BYTES, now, MAX_OFFLOAD_BYTES);
+        if (frame) this.deliverFrame(ps, seg, frame, VNET_HEADER_BYTES, frame.length - VNET_HEADER_BYTES, now, true);
+        return;
+      }
+      case 'capabilities':
+        this.setPeerOffload(ps, (capabilityFlags(buf, off) & CAP_OFFLOAD) !== 0 && ps.segments.size > 0);
+        return;
       case 'ip':
         this.deliverIp(ps, buf, off, len);
         return;
@@ -584,7 +708,11 @@ export class TunnelEngine {
     return seg;
   }
 
-  private deliverFrame(ps: PeerState, seg: SegmentState, buf: Uint8Array, off: number, len: number, now: number): void {
+  /** `withHeader`: the frame's virtio header is the 10 bytes before it (an offload frame). */
+  private deliverFrame(ps: PeerState, seg: SegmentState, buf: Uint8Array, off: number, len: number, now: number,
+    withHeader = false): void {
+    if (withHeader && !seg.vnet) { count(seg.counters.drops, 'offload-not-supported'); return; }
+    if (len < 14) { count(ps.counters.drops, 'bad-inner'); return; }
     if (this.guard !== undefined) {
       const why = this.guard.check(seg.id, 'tunnel', buf, off, len);
       if (why !== undefined) { count(seg.counters.drops, why); return; }
@@ -601,8 +729,8 @@ export class TunnelEngine {
     if (seg.wBuffer !== undefined && seg.wBuffer !== buf) this.flushSegment(seg);
     if (seg.wCount === seg.wOffsets.length) this.flushSegment(seg);
     seg.wBuffer = buf;
-    seg.wOffsets[seg.wCount] = off;
-    seg.wLengths[seg.wCount] = len;
+    seg.wOffsets[seg.wCount] = withHeader ? off - VNET_HEADER_BYTES : off;
+    seg.wLengths[seg.wCount] = withHeader ? len + VNET_HEADER_BYTES + WITH_VNET_HDR : len;
     seg.wCount++;
   }
 

@@ -1,7 +1,8 @@
 /**
  * Reassembly of fragmented L2 frames, per peer. Only authenticated
  * fragments reach it (after decryption), and its memory is bounded:
- * at most `maxPending` frames in progress, each at most MAX_FRAME_BYTES, each
+ * at most `maxPending` frames in progress, each at most MAX_FRAME_BYTES (an
+ * offload frame at most MAX_OFFLOAD_BYTES), each
  * given up `timeoutMs` after its first fragment. When full, the oldest frame
  * in progress is given up for the new one. Every give-up is counted.
  */
@@ -48,9 +49,10 @@ export class Reassembler {
   /**
    * Adds one fragment (chunk at `src[off..off+h.chunkLength)`); returns the
    * whole frame when this fragment completes it (a new buffer the caller
-   * owns), else undefined.
+   * owns), else undefined. `limit`: the largest frame accepted (offload
+   * frames are larger than MAX_FRAME_BYTES).
    */
-  add(h: FragmentHeader, src: Uint8Array, off: number, now: number): Uint8Array | undefined {
+  add(h: FragmentHeader, src: Uint8Array, off: number, now: number, limit = MAX_FRAME_BYTES): Uint8Array | undefined {
     this.expire(now);
     const key = (h.segment << 16) | h.frameId;
     let p = this.pending.get(key);
@@ -61,7 +63,7 @@ export class Reassembler {
       p = undefined;
     }
     if (!p) {
-      if (h.frameLength > MAX_FRAME_BYTES) return undefined;
+      if (h.frameLength > limit) return undefined;
       if (this.pending.size >= this.maxPending) {
         const oldest = this.pending.keys().next().value;
         if (oldest !== undefined) this.pending.delete(oldest);
