@@ -2,7 +2,8 @@
  * The management API of one appliance, built as a fastify app (no socket:
  * `listen` is the caller's; tests call `inject()`).
  *
- * Request pipeline, in order:
+ * Request pipeline, in order (1, 3, 4 and the error mapping are shared
+ * with the control plane's API: src/shared/http-api.ts):
  *   1. rate limit per client address (onRequest; 429 with retry-after);
  *   2. authentication (preParsing, so an unauthenticated body is never
  *      parsed): bearer token, constant-time check (credentials.ts); routes
@@ -11,29 +12,26 @@
  *      and `constructor.prototype` refused (400);
  *   4. schema validation (TypeBox, unknown fields refused, no coercion);
  *   5. the handler; every change goes through StateManager.change.
- * Every error is problem+json with a registry code (problem.ts); input is
+ * Every error is problem+json with a registry code; input is
  * never answered with a 5xx.
  */
-import type { Server } from 'node:http';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import rateLimit from '@fastify/rate-limit';
-import swagger from '@fastify/swagger';
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import {
   Desired, DesiredView, Peer, PeerBody, PeerView, Problem, PublicRule, PublicRuleBody, Routing, Segment, SegmentBody, StatusView,
 } from '../../protocol/appliance-api.js';
 import { NeaError } from '../../shared/errors.js';
+import { createHttpApi, DEFAULT_BODY_LIMIT, type ApiApp } from '../../shared/http-api.js';
 import type { Logger } from '../../shared/log.js';
 import { checkBearer } from '../credentials.js';
 import { checkPrecondition, type StateManager } from '../manager.js';
 import { itemKey } from '../state.js';
 import { renderMetrics } from './metrics.js';
 import { desiredView, peerView, statusView } from './views.js';
-import { PROBLEM_TYPE, toProblem } from './problem.js';
 import { registerCredentialRoutes, type PairingOptions } from './routes-credentials.js';
 
-export type ApiApp = FastifyInstance<Server, FastifyRequest['raw'], FastifyReply['raw'], FastifyInstance['log'], TypeBoxTypeProvider>;
+export type { ApiApp };
+export { DEFAULT_BODY_LIMIT };
 
 export interface ApiOptions {
   manager: StateManager;
@@ -50,73 +48,16 @@ export interface ApiOptions {
   redeemRateMax?: number;
 }
 
-/** Route config: `public` routes need no token. */
-declare module 'fastify' {
-  interface FastifyContextConfig { public?: boolean }
-}
-
-export const DEFAULT_BODY_LIMIT = 65_536;
 const ERRORS = { '4xx': Problem, '5xx': Problem } as const;
 
 export async function buildApi(opts: ApiOptions): Promise<ApiApp> {
   const { manager, log } = opts;
-  const tls = opts.tls;
-  const base = {
-    logger: false,
-    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error',
-    return503OnClosing: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
-    // Errors the router raises before any route (a malformed URL, a path parameter over 100 characters).
-    frameworkErrors: (err: Error, _req: FastifyRequest, reply: FastifyReply) => {
-      void reply.code(400).type(PROBLEM_TYPE).send(toProblem(new NeaError('INVALID_INPUT', `path: ${err.message}`)).problem);
-    },
-  } as const;
-  // With TLS the server is an https.Server; the routes do not care which.
-  const raw = tls ? Fastify({ ...base, https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' } }) as unknown as FastifyInstance : Fastify(base);
-  const app = raw.withTypeProvider<TypeBoxTypeProvider>();
-
-  // JSON bodies only (anything else: 415); `__proto__` and `constructor.prototype` anywhere are refused
-  // (never merely dropped), with a message that says so.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
-    if (text.trim() === '') { done(null, undefined); return; }
-    try {
-      done(null, JSON.parse(text, (k, v: unknown) => {
-        if (k === '__proto__') throw new NeaError('INVALID_INPUT', 'body: "__proto__" is not allowed as a field name (prototype pollution)');
-        if (k === 'constructor' && typeof v === 'object' && v !== null && 'prototype' in v) throw new NeaError('INVALID_INPUT', 'body: "constructor.prototype" is not allowed (prototype pollution)');
-        return v;
-      }) as unknown);
-    } catch (e) {
-      done(e instanceof NeaError ? e : new NeaError('INVALID_INPUT', `body: not valid JSON: ${(e as Error).message}`));
-    }
-  });
-
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: { title: 'nea appliance management API', version: '1', description: 'Desired state, status, tokens and pairing of one nea appliance (docs/api.md).' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
-    },
-  });
-  await app.register(rateLimit, {
-    max: opts.rateLimit?.max ?? 600,
-    timeWindow: opts.rateLimit?.windowMs ?? 60_000,
-    keyGenerator: (req) => req.ip,
-    errorResponseBuilder: (_req, ctx) => new NeaError('API_RATE_LIMITED', `more than ${ctx.max} requests from this address in the window; retry in ${ctx.after}`),
-  });
-
-  app.setErrorHandler((err, req, reply) => {
-    const { problem, internal } = toProblem(err);
-    if (internal) log.error('API request failed', { method: req.method, url: req.routeOptions.url ?? req.url, error: err instanceof Error ? err.message : String(err) });
-    void reply.code(problem.status).type(PROBLEM_TYPE).send(problem);
-  });
-  app.setNotFoundHandler((req, reply) => {
-    const p = toProblem(new NeaError('API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`)).problem;
-    void reply.code(404).type(PROBLEM_TYPE).send(p);
+  const app = await createHttpApi({
+    log, server: 'the appliance',
+    title: 'nea appliance management API', description: 'Desired state, status, tokens and pairing of one nea appliance (docs/api.md).',
+    ...(opts.tls && { tls: opts.tls }),
+    ...(opts.bodyLimit !== undefined && { bodyLimit: opts.bodyLimit }),
+    ...(opts.rateLimit && { rateLimit: opts.rateLimit }),
   });
 
   app.addHook('preParsing', async (req, _reply, payload) => {
