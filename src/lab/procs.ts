@@ -49,7 +49,7 @@ export class ProcTable {
   get logDir(): string { return join(this.stateDir, 'logs'); }
 
   /**
-   * Starts `argv` detached (in namespace `netns` through `ip netns exec`,
+   * Starts `argv` detached (in namespace `netns` through `nsenter --net`,
    * which keeps the pid), output appended to its log; records it under
    * `name`. A running process of that name is left alone and returned.
    */
@@ -60,7 +60,9 @@ export class ProcTable {
     mkdirSync(this.logDir, { recursive: true });
     const log = join(this.logDir, `${name}.log`);
     const fd = openSync(log, 'a');
-    const full = opts.netns !== undefined ? ['ip', 'netns', 'exec', opts.netns, ...argv] : argv;
+    // nsenter enters the network namespace only: `ip netns exec` would also give the process a mount
+    // namespace of its own, where namespaces it creates (the netns driver's replicas) stay invisible.
+    const full = opts.netns !== undefined ? ['nsenter', `--net=/run/netns/${opts.netns}`, '--', ...argv] : argv;
     const child = spawn(full[0]!, full.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...opts.env } });
     closeSync(fd);
     child.unref();
