@@ -93,9 +93,20 @@ async function waitUntil(what: string, fn: () => boolean | Promise<boolean>, tim
 
 /** The tunnel of tenant `t` as its SP appliance sees it: up when a handshake completed within the last 3 minutes. */
 export function tunnelState(world: LabWorld, t: TenantPlan): { up: boolean; handshakeAgoMs: number | null } {
-  const s = world.applianceStatus(t, 'sp') as { tunnel?: { peers?: { lastHandshakeAgoMs: number | null }[] } | null } | undefined;
-  const ago = s?.tunnel?.peers?.[0]?.lastHandshakeAgoMs ?? null;
-  return { up: ago !== null && ago < 180_000, handshakeAgoMs: ago };
+  const s = world.applianceStatus(t, 'sp') as { tunnel?: { peers?: { lastHandshakeAgoMs: number | null }[] } | null; updatedAt?: string } | undefined;
+  const seenAgo = s?.tunnel?.peers?.[0]?.lastHandshakeAgoMs ?? null;
+  // The status file is a snapshot: age its numbers by the time since it was written.
+  const ago = seenAgo === null ? null : seenAgo + Math.max(0, Date.now() - Date.parse(s?.updatedAt ?? new Date().toISOString()));
+  // The SP appliance calls a peer up for 180 s after a handshake; the lab knows better when it stopped the tenant's appliance.
+  return { up: ago !== null && ago < 180_000 && world.siteUp(t), handshakeAgoMs: ago };
+}
+
+/** Waits for a handshake of tenant `t`'s tunnel that completed after `sinceMs` (epoch ms). */
+async function waitHandshakeSince(world: LabWorld, t: TenantPlan, sinceMs: number, timeoutMs = 60_000): Promise<void> {
+  await waitUntil(`a new handshake of ${t.name}'s tunnel`, () => {
+    const s = tunnelState(world, t);
+    return s.handshakeAgoMs !== null && s.handshakeAgoMs <= Date.now() - sinceMs;
+  }, timeoutMs);
 }
 
 /** Is the lab whole: state ready, every recorded process running? */
@@ -163,7 +174,7 @@ export async function labUp(opts: UpOptions): Promise<{ ctx: LabContext; reused:
       await world.pair(t, token);
     });
   });
-  await step('tunnels up', () => waitUntil('every tenant\'s tunnel', () => p.tenants.every((t) => tunnelState(world, t).up), 60_000));
+  await step('tunnels up', async () => { await Promise.all(p.tenants.map((t) => waitHandshakeSince(world, t, t0))); });
   state.ready = true;
   state.buildSeconds = Math.round((Date.now() - t0) / 100) / 10;
   writeLabState(opts.stateDir, state);
@@ -240,7 +251,7 @@ export async function labStatus(ctx: LabContext): Promise<LabStatusJson> {
         tenant: { name: `ta-${t.name}`, namespace: t.taNetns, wan: t.taWanAddress, running: world.siteUp(t) },
       },
       networks: v.networks.map((n) => ({ name: n.name, subnet: n.subnet, gateway: n.gateway, vlan: n.vlan, internet: n.internet, mode: n.mode })),
-      replicas: v.replicas.map((r) => ({
+      replicas: [...v.replicas].sort((x, y) => t.vms.findIndex((m) => m.name === x.name) - t.vms.findIndex((m) => m.name === y.name)).map((r) => ({
         name: r.name, network: r.network, address: r.address, mac: r.mac, state: r.state,
         power: power.items.find((x) => x.tenant === t.name && x.name === r.name)?.power ?? 'off',
       })),
@@ -312,6 +323,8 @@ export interface MatrixCell {
   to: string;
   expected: string | null;
   seen: string | null;
+  /** The client address the answering host saw (SNAT and public IP rules show here). */
+  client?: string;
   ok: boolean;
 }
 
@@ -388,12 +401,12 @@ export async function labMatrix(ctx: LabContext, timeoutMs = 2000): Promise<Tena
   const results: CheckResult[] = await world.probe(checks);
   for (const c of pending) {
     const r = results[c.check]!;
-    const body = r.body as { name?: string; tenant?: string; site?: string } | undefined;
+    const body = r.body as { name?: string; tenant?: string; site?: string; client?: string } | undefined;
     const seen = !r.ok ? null : body?.site === 'internet' ? 'internet' : `${body?.tenant ?? '?'}/${body?.name ?? '?'} ${body?.site ?? '?'}`;
     const m = matrices[c.t]!;
     let row = m.rows.find((x) => x.from === c.from);
     if (!row) { row = { from: c.from, cells: [] }; m.rows.push(row); }
-    row.cells.push({ from: c.from, to: c.to, expected: c.expected, seen, ok: seen === c.expected });
+    row.cells.push({ from: c.from, to: c.to, expected: c.expected, seen, ...(body?.client !== undefined && { client: body.client }), ok: seen === c.expected });
   }
   return matrices;
 }
@@ -406,7 +419,10 @@ export function formatMatrix(ms: readonly TenantMatrix[]): string {
     out.push(`${m.tenant}: failover ${FAILOVER_TEXT[m.failover]}${cloud.length > 0 ? `; in the cloud: ${cloud.join(', ')}` : ''}`);
     const cell = (c: MatrixCell | undefined): string => {
       if (!c) return '';
-      if (c.ok) return c.expected === null ? '·' : `✓ ${c.expected.split(' ')[1] ?? ''}`.trim();
+      if (c.ok && c.expected === null) return '·';
+      if (c.ok && c.to === INTERNET) return `✓ as ${c.client ?? '?'}`;
+      if (c.ok && c.from === INTERNET) return `✓ ${c.expected!.split(' ')[0]!.split('/')[1] ?? ''}`;
+      if (c.ok) return `✓ ${c.expected!.split(' ')[1] ?? ''}`;
       return `✗ want ${c.expected ?? 'nothing'}, saw ${c.seen ?? 'nothing'}`;
     };
     const rows = m.rows.map((r) => [r.from, ...m.columns.map((col) => cell(r.cells.find((c) => c.to === col)))]);
@@ -415,7 +431,8 @@ export function formatMatrix(ms: readonly TenantMatrix[]): string {
   const all = ms.flatMap((m) => m.rows.flatMap((r) => r.cells));
   const bad = all.filter((c) => !c.ok);
   out.push(`${all.length} checks: ${all.length - bad.length} as expected, ${bad.length} not`);
-  out.push('(✓ SITE: reached, answered from that site as expected; ·: not reached, as expected; ✗: not what was expected)');
+  out.push('(✓ SITE: reached, answered by the VM at that site, as expected; ✓ as ADDRESS: the internet host saw the VM as ADDRESS;',
+    ' ✓ VM: a public IP answered by that VM; ·: not reached, as expected; ✗: not what was expected)');
   return out.join('\n');
 }
 
@@ -510,8 +527,9 @@ export async function labFailback(ctx: LabContext, tenant: string, vms?: readonl
   const view = await ctx.world.controlApi<TenantView>('GET', `/v1/tenants/${tenant}`);
   const stillOut = new Set(view.replicas.filter((r) => r.state === 'Failover' || r.state === 'Permanent').map((r) => r.name));
   if (st.siteDown && stillOut.size === 0) {
+    const since = Date.now();
     await progress.step(`production: the site of ${tenant} comes back (router, VMs, tenant appliance)`, () => ctx.world.startSite(t));
-    await progress.step('tunnel up again', () => waitUntil('the tunnel', () => tunnelState(ctx.world, t).up, 60_000));
+    await progress.step('tunnel up again (a new handshake)', () => waitHandshakeSince(ctx.world, t, since));
     updateProduction(ctx, tenant, (p) => { p.siteDown = false; p.failedVms = []; });
   } else {
     const back = st.failedVms.filter((v) => !stillOut.has(v));
