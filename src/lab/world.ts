@@ -31,7 +31,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createNetns, deleteNetns, listNetns } from '../netconfig/netns.js';
-import { apiRequest, type ApiTarget } from '../shared/api-client.js';
+import { ApiError, apiRequest, type ApiTarget } from '../shared/api-client.js';
 import { fabricRequest } from './fabric/control.js';
 import { inNetns } from './hop.js';
 import type { NetnsDriverConfig } from './netns-driver.js';
@@ -93,6 +93,9 @@ function ipBatch(ns: string, lines: readonly string[]): Promise<string> {
   return sh('ip', ['-n', ns, '-batch', '-'], { input: lines.join('\n') + '\n' });
 }
 
+/** Thrown by a waitFor condition: stop waiting, this will not get better (a process exited). */
+class Hopeless extends Error {}
+
 async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, intervalMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -101,6 +104,7 @@ async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | un
       const v = await fn();
       if (v !== undefined) return v;
     } catch (e) {
+      if (e instanceof Hopeless) throw new Error(e.message);
       last = e;
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
@@ -208,7 +212,7 @@ export class LabWorld {
     }
     await waitFor('the fabric\'s control socket', async () => {
       const r = this.procs.get('fabric');
-      if (r && !isRunning(r)) throw new Error(`the fabric exited: ${this.procs.tail('fabric')}`);
+      if (r && !isRunning(r)) throw new Hopeless(`the fabric exited: ${this.procs.tail('fabric')}`);
       await fabricRequest(this.fabricSocket, { op: 'list' }, 2000);
       return true;
     }, 20_000);
@@ -272,7 +276,7 @@ export class LabWorld {
     const want = this.identities().length;
     await waitFor('the VM services', () => {
       const rec = this.procs.get('services');
-      if (rec && !isRunning(rec)) throw new Error(`the VM services exited: ${this.procs.tail('services')}`);
+      if (rec && !isRunning(rec)) throw new Hopeless(`the VM services exited: ${this.procs.tail('services')}`);
       return (readJson<{ serving: number }>(status)?.serving ?? 0) >= want ? true : undefined;
     }, 30_000);
   }
@@ -304,7 +308,7 @@ export class LabWorld {
     }
     return waitFor('the control plane', () => {
       const rec = this.procs.get('control');
-      if (rec && !isRunning(rec)) throw new Error(`the control plane exited: ${this.procs.tail('control')}`);
+      if (rec && !isRunning(rec)) throw new Hopeless(`the control plane exited: ${this.procs.tail('control')}`);
       return this.controlClient();
     }, 30_000);
   }
@@ -364,7 +368,7 @@ export class LabWorld {
     if (r && isRunning(r)) return;
     const rec = this.procs.start(name, [this.node, NEA_BIN, 'appliance', 'run', '--netns', netns, '--config', join(dir, 'appliance.json'), '--state-dir', dir, ...extra]);
     await waitFor(`appliance ${name}`, () => {
-      if (!isRunning(rec)) throw new Error(`appliance ${name} exited: ${this.procs.tail(name)}`);
+      if (!isRunning(rec)) throw new Hopeless(`appliance ${name} exited: ${this.procs.tail(name)}`);
       const s = readJson<{ pid: number }>(join(dir, 'status.json'));
       return s?.pid === rec.pid && existsSync(join(dir, 'api.json')) ? true : undefined;
     }, 60_000);
@@ -453,7 +457,15 @@ export class LabWorld {
   async controlApi<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const client = this.controlClient();
     if (!client) throw new Error('the control plane has not written its client file yet');
-    return (await inNetns(this.plan.controlNetns, () => apiRequest<T>(client, method, path, body))).body;
+    // The API rate-limits per client address; the lab is one busy client: wait and retry a 429.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return (await inNetns(this.plan.controlNetns, () => apiRequest<T>(client, method, path, body))).body;
+      } catch (e) {
+        if (!(e instanceof ApiError) || e.status !== 429 || attempt >= 30) throw e;
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
   }
 
   // ---- teardown -----------------------------------------------------------------------
