@@ -6,3 +6,4 @@ import './bench.js';
 import './fabric.js';
 import './lab.js';
 import './api-commands.js';
+import './control.js';
