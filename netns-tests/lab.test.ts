@@ -25,7 +25,7 @@ import { isRunning, ProcTable } from '../src/lab/procs.js';
 import { listNetns, run, Topology, waitFor, type ExecResult } from './harness.js';
 import { NEA } from './segments-world.js';
 
-describe('nea lab: up, test, partial and full failover, failback, down', () => {
+describe('nea lab: up, test, partial and full failover, failback, down', { timeout: 240_000 }, () => {
   let topo: Topology;
   let prefix: string;
   let stateDir: string;
