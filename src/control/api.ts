@@ -123,6 +123,12 @@ export async function buildControlApi(opts: ControlApiOptions): Promise<ControlA
     ...(opts.tls && { tls: opts.tls }),
     ...(opts.bodyLimit !== undefined && { bodyLimit: opts.bodyLimit }),
     ...(opts.rateLimit && { rateLimit: opts.rateLimit }),
+    securitySchemes: { admin: "an SP admin token: every route", tenant: "a tenant token: its own tenant's items and operations, and the plans" },
+  });
+  // Each route's access in the OpenAPI document: the schemes whose tokens may call it.
+  app.addHook('onRoute', (route) => {
+    if (route.config?.public === true || !route.schema) return;
+    route.schema.security = (route.config?.access ?? 'admin') === 'admin' ? [{ admin: [] }] : [{ admin: [] }, { tenant: [] }];
   });
 
   const actors = new WeakMap<FastifyRequest, Actor>();

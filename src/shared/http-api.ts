@@ -116,6 +116,8 @@ export interface HttpApiOptions {
   bodyLimit?: number;
   /** Requests per client address per window; default 600 per 60000 ms. */
   rateLimit?: { max: number; windowMs: number };
+  /** OpenAPI security schemes (all HTTP bearer), the first the default of every route; default one, `bearer`. */
+  securitySchemes?: Record<string, string>;
 }
 
 /** A fastify app with the shared pipeline (file comment); the caller adds authentication and routes. */
@@ -149,8 +151,12 @@ export async function createHttpApi(o: HttpApiOptions): Promise<ApiApp> {
     openapi: {
       openapi: '3.0.3',
       info: { title: o.title, version: '1', description: o.description },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
+      components: {
+        securitySchemes: o.securitySchemes
+          ? Object.fromEntries(Object.entries(o.securitySchemes).map(([k, description]) => [k, { type: 'http' as const, scheme: 'bearer', description }]))
+          : { bearer: { type: 'http', scheme: 'bearer' } },
+      },
+      security: [{ [Object.keys(o.securitySchemes ?? { bearer: '' })[0]!]: [] }],
     },
   });
   await app.register(rateLimit, {
