@@ -17,12 +17,13 @@ import { NEA } from './segments-world.js';
 
 const TENANTS = Number(process.env.NEA_LAB_SCALE_TENANTS ?? '20');
 
-/** Resident memory of a pid in KiB (0 when gone). */
-function rssKiB(pid: number): number {
+/** Resident (RSS) and proportional (PSS: shared pages divided among their users) memory of a pid in KiB; 0 when gone. */
+function memKiB(pid: number): { rss: number; pss: number } {
   try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    return { rss: Number(/^Rss:\s+(\d+)/m.exec(t)?.[1] ?? 0), pss: Number(/^Pss:\s+(\d+)/m.exec(t)?.[1] ?? 0) };
   } catch {
-    return 0;
+    return { rss: 0, pss: 0 };
   }
 }
 
@@ -52,8 +53,8 @@ describe(`nea lab at scale: ${TENANTS} tenants`, { timeout: 600_000 }, () => {
     const seconds = (Date.now() - t0) / 1000;
     expect(up.code, up.stdout.split('\n').filter((l) => l.includes('✗')).join('\n') + up.stderr).toBe(0);
     const procs = new ProcTable(stateDir).list();
-    const rss = procs.reduce((s, p) => s + rssKiB(p.pid), 0);
-    console.log(`lab of ${TENANTS} tenants: up in ${seconds.toFixed(1)} s; ${procs.length} processes, ${(rss / 1024).toFixed(0)} MiB resident; ${listNetns().filter((n) => n.startsWith(`${prefix}-`)).length} namespaces`);
+    const mem = procs.map((p) => memKiB(p.pid)).reduce((a, b) => ({ rss: a.rss + b.rss, pss: a.pss + b.pss }), { rss: 0, pss: 0 });
+    console.log(`lab of ${TENANTS} tenants: up in ${seconds.toFixed(1)} s; ${procs.length} processes, ${(mem.pss / 1024).toFixed(0)} MiB proportional (${(mem.rss / 1024).toFixed(0)} MiB resident, shared pages counted in each); ${listNetns().filter((n) => n.startsWith(`${prefix}-`)).length} namespaces`);
     const r = await lab(['test', '--json']);
     const m = JSON.parse(r.stdout) as TenantMatrix[];
     expect(bad(m)).toEqual([]);
