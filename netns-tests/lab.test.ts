@@ -78,13 +78,13 @@ describe('nea lab: up, test, partial and full failover, failback, down', { timeo
     for (const t of s.tenants) {
       expect(t.failover).toBe('none');
       expect(t.appliances.sp.tunnel).toBe('up');
-      expect(t.networks.map((n) => [n.name, n.subnet, n.gateway, n.internet, n.mode])).toEqual([
+      expect(t.segments.map((n) => [n.name, n.subnet, n.gateway, n.internet, n.mode])).toEqual([
         ['web', '10.1.0.0/24', '10.1.0.1', true, 'isolated'], ['db', '10.2.0.0/24', '10.2.0.1', false, 'isolated']]);
       expect(t.replicas.map((r) => [r.name, r.state, r.power])).toEqual([['web1', 'Normal', 'off'], ['web2', 'Normal', 'off'], ['db1', 'Normal', 'off'], ['db2', 'Normal', 'off']]);
       expect(t.publicRules.map((r) => [r.name, r.kind, r.active])).toEqual([['web', 'port', false], ['db', 'address', false]]);
     }
     // Same subnets, different cloud VLANs.
-    expect(new Set(s.tenants.flatMap((t) => t.networks.map((n) => n.vlan))).size).toBe(4);
+    expect(new Set(s.tenants.flatMap((t) => t.segments.map((n) => n.vlan))).size).toBe(4);
   });
 
   it('nea lab test: production reaches production, nothing reaches the internet or the public IPs', async () => {
@@ -107,7 +107,7 @@ describe('nea lab: up, test, partial and full failover, failback, down', { timeo
     const acme = s.tenants.find((t) => t.name === 'acme')!;
     expect(acme.failover).toBe('partial');
     expect(acme.replicas.find((x) => x.name === 'web1')).toMatchObject({ state: 'Failover', power: 'on' });
-    expect(acme.networks.find((n) => n.name === 'web')?.mode).toBe('extend');
+    expect(acme.segments.find((n) => n.name === 'web')?.mode).toBe('extend');
     const { code, m, text } = await matrix();
     expect(text).toBe('');
     expect(code).toBe(0);
@@ -123,7 +123,7 @@ describe('nea lab: up, test, partial and full failover, failback, down', { timeo
     const s = await status();
     const globex = s.tenants.find((t) => t.name === 'globex')!;
     expect(globex.failover).toBe('full');
-    expect(globex.networks.map((n) => n.mode)).toEqual(['gateway', 'gateway']);
+    expect(globex.segments.map((n) => n.mode)).toEqual(['gateway', 'gateway']);
     expect(globex.replicas.every((x) => x.state === 'Failover' && x.power === 'on')).toBe(true);
     expect(globex.publicRules.every((x) => x.active)).toBe(true);
     const { code, m, text } = await matrix();
@@ -144,7 +144,7 @@ describe('nea lab: up, test, partial and full failover, failback, down', { timeo
     const s = await status();
     for (const t of s.tenants) {
       expect(t.failover).toBe('none');
-      expect(t.networks.map((n) => n.mode)).toEqual(['isolated', 'isolated']);
+      expect(t.segments.map((n) => n.mode)).toEqual(['isolated', 'isolated']);
       expect(t.replicas.map((x) => `${x.state}/${x.power}`)).toEqual(Array(4).fill('Normal/off'));
       expect(t.appliances.sp.tunnel).toBe('up');
     }

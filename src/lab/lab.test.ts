@@ -9,7 +9,7 @@ const status: LabStatusJson = {
       sp: { name: 'sp-acme', namespace: 'nlab-acme-sp', management: 'https://192.0.2.11:8443', endpoint: '198.51.100.3:51820', tunnel: 'up', lastHandshakeAgoMs: 4000 },
       tenant: { name: 'ta-acme', namespace: 'nlab-acme-ta', wan: '198.51.100.65', running: true },
     },
-    networks: [{ name: 'web', subnet: '10.1.0.0/24', gateway: '10.1.0.1', vlan: 100, internet: true, mode: 'extend' }],
+    segments: [{ id: 100, name: 'web', subnet: '10.1.0.0/24', gateway: '10.1.0.1', vlan: 100, internet: true, mode: 'extend' }],
     replicas: [{ name: 'web1', network: 'web', address: '10.1.0.11/24', mac: '02:00:0a:01:00:0b', state: 'Failover', power: 'on' }],
     publicRules: [{ name: 'web', kind: 'port', publicAddress: '198.51.100.129', publicPort: 80, protocol: 'tcp', vm: 'web1', targetPort: 80, active: false }],
     production: { failedVms: ['web1'], siteDown: false },

@@ -225,7 +225,8 @@ export interface LabStatusJson {
       sp: { name: string; namespace: string; management: string; endpoint: string; tunnel: 'up' | 'down'; lastHandshakeAgoMs: number | null };
       tenant: { name: string; namespace: string; wan: string; running: boolean };
     };
-    networks: { name: string; subnet: string; gateway: string; vlan: number; internet: boolean; mode: string }[];
+    /** The SP appliance's segments: one per production network, id = its cloud VLAN. */
+    segments: { id: number; name: string; subnet: string; gateway: string; vlan: number; internet: boolean; mode: string }[];
     replicas: { name: string; network: string; address: string; mac: string; state: ReplicaState; power: string }[];
     publicRules: { name: string; kind: string; publicAddress: string; publicPort?: number; protocol?: string; vm: string; targetPort?: number; active: boolean }[];
     production: { failedVms: string[]; siteDown: boolean };
@@ -250,7 +251,7 @@ export async function labStatus(ctx: LabContext): Promise<LabStatusJson> {
         sp: { name: `sp-${t.name}`, namespace: t.spNetns, management: v.appliance?.url ?? '-', endpoint: v.appliance?.endpoint ?? '-', tunnel: tun.up ? 'up' as const : 'down' as const, lastHandshakeAgoMs: tun.handshakeAgoMs },
         tenant: { name: `ta-${t.name}`, namespace: t.taNetns, wan: t.taWanAddress, running: world.siteUp(t) },
       },
-      networks: v.networks.map((n) => ({ name: n.name, subnet: n.subnet, gateway: n.gateway, vlan: n.vlan, internet: n.internet, mode: n.mode })),
+      segments: v.networks.map((n) => ({ id: n.vlan, name: n.name, subnet: n.subnet, gateway: n.gateway, vlan: n.vlan, internet: n.internet, mode: n.mode })),
       replicas: [...v.replicas].sort((x, y) => t.vms.findIndex((m) => m.name === x.name) - t.vms.findIndex((m) => m.name === y.name)).map((r) => ({
         name: r.name, network: r.network, address: r.address, mac: r.mac, state: r.state,
         power: power.items.find((x) => x.tenant === t.name && x.name === r.name)?.power ?? 'off',
@@ -287,7 +288,7 @@ export function formatLabStatus(s: LabStatusJson): string {
     t.production.siteDown ? 'down' : t.production.failedVms.length > 0 ? `up, failed: ${t.production.failedVms.join(',')}` : 'up',
   ])));
   out.push('', 'segments (production network ⇄ cloud VLAN on the SP appliance)');
-  out.push(...table(['tenant', 'network', 'subnet', 'gateway', 'VLAN', 'internet', 'mode'], s.tenants.flatMap((t) => t.networks.map((n) => [
+  out.push(...table(['tenant', 'network', 'subnet', 'gateway', 'VLAN', 'internet', 'mode'], s.tenants.flatMap((t) => t.segments.map((n) => [
     t.name, n.name, n.subnet, n.gateway, String(n.vlan), n.internet ? 'yes' : 'no', n.mode,
   ]))));
   out.push('', 'replicas');
@@ -454,7 +455,7 @@ export async function followJob(ctx: LabContext, job: JobView, timeoutMs = 180_0
     });
     if (j.state !== 'running' && j.state !== 'rolling-back') break;
     if (Date.now() > deadline) throw new Error(`job ${j.id} still ${j.state} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 400));
     j = await ctx.world.controlApi<JobView>('GET', `/v1/jobs/${j.id}`);
   }
   ctx.out.write(`job ${j.id}: ${j.state}${j.error !== undefined ? `: ${j.error}` : ''} (${j.progress.done}/${j.progress.total} steps)\n`);
