@@ -198,6 +198,14 @@ const wireguardGo: BenchSystem = {
 /** The compiled CLI (dist/bench/systems.js → dist/cli/nea.js). */
 const NEA_BIN = fileURLToPath(new URL('../cli/nea.js', import.meta.url));
 
+/**
+ * Extra Node options for the appliances, from NEA_BENCH_NODE_ARGS (split on
+ * spaces), for profiling: `NEA_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'`.
+ */
+export function neaNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env['NEA_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+}
+
 const nea: BenchSystem = {
   name: 'nea',
   layer: 'L2',
@@ -220,7 +228,7 @@ const nea: BenchSystem = {
       }), null, 2)}\n`);
       // The appliance enters its namespace itself (--netns), before it opens anything.
       procs.push(ctx.procs.spawn(undefined, process.execPath,
-        [NEA_BIN, 'appliance', 'run', '--netns', ctx.topo.ns[e.role], '--config', file, '--state-dir', state], { label: `nea ${e.role}` }));
+        [...neaNodeArgs(), NEA_BIN, 'appliance', 'run', '--netns', ctx.topo.ns[e.role], '--config', file, '--state-dir', state], { label: `nea ${e.role}` }));
     }
     return Promise.resolve(procs);
   },

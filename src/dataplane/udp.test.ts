@@ -184,7 +184,7 @@ describe('resolveUdpOptions', () => {
   it('fills defaults', () => {
     expect(resolveUdpOptions({ address: '::', port: 0 })).toEqual({
       address: '::', family: 6, port: 0, batchSize: 64, slotSize: 2048, rcvbuf: 4194304, sndbuf: 4194304,
-      v6Only: false, gso: false, gro: false,
+      v6Only: false, gso: false, gro: false, queueDelay: false,
     });
     expect(resolveUdpOptions({ address: '10.0.0.1', port: 51820 }).family).toBe(4);
   });

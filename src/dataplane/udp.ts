@@ -331,6 +331,11 @@ export interface UdpBatchSocket {
   /** Send buffer size the kernel reports, bytes. */
   readonly sndbuf: number;
   readonly state: UdpSocketState;
+  /**
+   * With `queueDelay`: how long the current batch's first (oldest) datagram
+   * waited in the socket's receive queue, in ms; -1 when unknown.
+   */
+  queueDelayMs?(): number;
   /** Set the batch handler (replacing any earlier one); starts receiving unless paused. */
   onBatch(handler: UdpBatchHandler): void;
   /** Set the handler for the error that stops receiving; without one it is thrown from the event loop. */
@@ -397,6 +402,12 @@ export interface UdpOptions {
    * into slots. Needs batchSize >= {@link GRO_MIN_BATCH_SIZE}. Default false.
    */
   gro?: boolean;
+  /**
+   * Timestamp received datagrams (SO_TIMESTAMPNS) so that `queueDelayMs()`
+   * tells how long each batch's first datagram waited in the socket. Not
+   * with `gro`. Default false.
+   */
+  queueDelay?: boolean;
 }
 
 /** Options with defaults filled in. */
@@ -411,6 +422,7 @@ export interface ResolvedUdpOptions {
   readonly v6Only: boolean;
   readonly gso: boolean;
   readonly gro: boolean;
+  readonly queueDelay: boolean;
 }
 
 /** Fill in defaults and check ranges; throws ValidationError (nothing opened). */
@@ -444,7 +456,7 @@ export function resolveUdpOptions(opts: UdpOptions): ResolvedUdpOptions {
   }
   return {
     address: opts.address, family, port: opts.port, batchSize, slotSize, rcvbuf, sndbuf,
-    v6Only: opts.v6Only ?? false, gso: opts.gso ?? false, gro,
+    v6Only: opts.v6Only ?? false, gso: opts.gso ?? false, gro, queueDelay: (opts.queueDelay ?? false) && !gro,
   };
 }
 
@@ -639,7 +651,7 @@ class NativeUdp extends BatchReader<UdpSlabBatch> implements UdpBatchSocket {
   constructor(o: ResolvedUdpOptions) {
     super();
     const { UdpSocket } = native();
-    const flags = (o.gso ? UDP_FLAG.gso : 0) | (o.gro ? UDP_FLAG.gro : 0);
+    const flags = (o.gso ? UDP_FLAG.gso : 0) | (o.gro ? UDP_FLAG.gro : 0) | (o.queueDelay ? UDP_FLAG.queueDelay : 0);
     try {
       this.s = new UdpSocket(o.address, o.port, o.v6Only, o.batchSize, o.slotSize, o.rcvbuf, o.sndbuf, flags,
         (count) => { this.deliver(count); }, (err) => { this.failed(err); });
@@ -653,6 +665,10 @@ class NativeUdp extends BatchReader<UdpSlabBatch> implements UdpBatchSocket {
     this.rcvbuf = this.s.rcvbuf;
     this.sndbuf = this.s.sndbuf;
     this.attach(this.s, new UdpSlabBatch(this.s.slab, o.slotSize, this.s.lengths, this.s.srcAddrs, this.s.srcPorts));
+  }
+
+  queueDelayMs(): number {
+    return this.s.rxDelay[0]!;
   }
 
   send(buf: Uint8Array, offset: number, length: number, dest: SockAddr | Endpoint): boolean {

@@ -86,6 +86,8 @@ export const UDP_FLAG = {
   gso: 1,
   /** UDP_GRO on receive: coalesced datagrams are split back into slots. Needs batchSize >= 128. */
   gro: 2,
+  /** SO_TIMESTAMPNS: `rxDelay[0]` is the queueing delay of each batch's first datagram, in ms (not with gro). */
+  queueDelay: 4,
 } as const;
 
 /**
@@ -107,6 +109,8 @@ export interface NativeUdpSocket {
   readonly rcvbuf: number;
   /** Send buffer size the kernel reports (SO_SNDBUF), bytes. */
   readonly sndbuf: number;
+  /** Queueing delay of the current batch's first datagram in ms, -1 unknown (UDP_FLAG.queueDelay). */
+  readonly rxDelay: Float64Array;
   /** Receive slab: batchSize slots of slotSize bytes, created once. */
   readonly slab: Buffer;
   /** Lengths in bytes of the datagrams of the current batch. */

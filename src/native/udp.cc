@@ -43,6 +43,7 @@
 #include <netinet/udp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include <algorithm>
 #include <vector>
@@ -59,6 +60,7 @@ constexpr size_t kAddrBytes = 16;
 // Flags of the constructor's `flags` argument (kept in sync with index.ts).
 constexpr uint32_t kFlagGso = 1;  // UDP_SEGMENT on runs of sendBatch (SendRunsGso)
 constexpr uint32_t kFlagGro = 2;  // UDP_GRO on receive (ReadBatchGro)
+constexpr uint32_t kFlagDelay = 4;  // SO_TIMESTAMPNS: rxDelay[0] = queueing delay of each batch's first datagram
 
 
 bool IsV4Mapped(const uint8_t* a) {
@@ -256,6 +258,16 @@ class UdpSocket : public BatchSource<UdpSocket> {
     srcPorts_ = srcPorts.Data();
     gso_ = (flags & kFlagGso) != 0;
     gro_ = (flags & kFlagGro) != 0;
+    delay_ = (flags & kFlagDelay) != 0 && !gro_;
+    Napi::Float64Array rxDelay = Napi::Float64Array::New(env, 1);
+    if (env.IsExceptionPending()) return;
+    rxDelayMs_ = rxDelay.Data();
+    rxDelayMs_[0] = -1;
+    self.Set("rxDelay", rxDelay);
+    if (delay_) {
+      int on = 1;
+      if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) < 0) delay_ = false;
+    }
 
     rxMsgs_.resize(batchSize);
     rxIov_.resize(batchSize);
@@ -300,7 +312,18 @@ class UdpSocket : public BatchSource<UdpSocket> {
         rxMsgs_[j].msg_hdr.msg_namelen = sizeof(sockaddr_in6);
         rxMsgs_[j].msg_hdr.msg_flags = 0;
       }
+      // The batch's first datagram carries its receive time (the oldest: the queue is FIFO).
+      const bool stamp = delay_ && n == 0;
+      if (stamp) {
+        rxMsgs_[0].msg_hdr.msg_control = stampCmsg_.buf;
+        rxMsgs_[0].msg_hdr.msg_controllen = sizeof stampCmsg_.buf;
+      }
       int r = recvmmsg(fd, &rxMsgs_[n], want, MSG_DONTWAIT, nullptr);
+      if (stamp) {
+        rxDelayMs_[0] = r > 0 ? DelayMs(rxMsgs_[0].msg_hdr) : -1;
+        rxMsgs_[0].msg_hdr.msg_control = nullptr;
+        rxMsgs_[0].msg_hdr.msg_controllen = 0;
+      }
       if (r < 0) {
         if (errno == EINTR) continue;
         if (!IsTransientReadError(errno)) err = errno;
@@ -330,6 +353,21 @@ class UdpSocket : public BatchSource<UdpSocket> {
   }
 
  private:
+  // Milliseconds between the kernel's receive timestamp (SCM_TIMESTAMPNS,
+  // CLOCK_REALTIME) of a message and now; -1 without one.
+  static double DelayMs(const msghdr& h) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(&h)); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+        timespec ts, now;
+        memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        clock_gettime(CLOCK_REALTIME, &now);
+        double ms = static_cast<double>(now.tv_sec - ts.tv_sec) * 1e3 + static_cast<double>(now.tv_nsec - ts.tv_nsec) / 1e6;
+        return ms < 0 ? 0 : ms;
+      }
+    }
+    return -1;
+  }
+
   // Errors a receive can report for an earlier datagram or a passing ICMP
   // message; the socket stays usable, so they end the batch, not reading.
   static bool IsTransientReadError(int err) {
@@ -834,6 +872,11 @@ class UdpSocket : public BatchSource<UdpSocket> {
   std::string where_;
   uint8_t* srcAddrs_ = nullptr;
   uint16_t* srcPorts_ = nullptr;
+  bool delay_ = false;
+  double* rxDelayMs_ = nullptr;
+  struct alignas(cmsghdr) {
+    uint8_t buf[CMSG_SPACE(sizeof(timespec))];
+  } stampCmsg_{};
   std::vector<mmsghdr> rxMsgs_;
   std::vector<iovec> rxIov_;
   std::vector<sockaddr_in6> rxNames_;

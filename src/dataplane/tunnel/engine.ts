@@ -50,6 +50,7 @@ import type { Logger } from '../../shared/log.js';
 import { NeaError } from '../../shared/errors.js';
 import { LOCAL_PORT, MacTable, isGroupMac, macKey, macKeyString, type MacTableOptions } from './mactable.js';
 import { Reassembler } from './reassembly.js';
+import { CoDel } from './codel.js';
 import type { FrameGuard } from './guard.js';
 import type { DatagramBatch, TunnelSocket } from './socket.js';
 import { parsePrefix, prefixContains, type Prefix } from './prefix.js';
@@ -64,6 +65,10 @@ const OPEN_FAILED = 0xffff_ffff;
 export const STAGED_MAX = 256;
 /** Handshake messages per second above which the device is "under load" (cookies required). */
 export const UNDER_LOAD_HANDSHAKES_PER_S = 64;
+/** CoDel (RFC 8289) on the UDP socket's receive queue: acceptable standing delay, in ms. */
+export const AQM_TARGET_MS = 2;
+/** CoDel's interval: how long the delay must stay above target before the first drop, in ms. */
+export const AQM_INTERVAL_MS = 100;
 /** Interval between flap log lines per segment, in ms. */
 const FLAP_LOG_INTERVAL_MS = 10_000;
 
@@ -230,6 +235,9 @@ export class TunnelEngine {
   private l3Lengths: Uint32Array;
   private l3Count = 0;
   private l3Buffer: Uint8Array | undefined;
+
+  /** Queue management of the UDP socket's receive queue (codel.ts). */
+  private readonly aqm = new CoDel(AQM_TARGET_MS, AQM_INTERVAL_MS);
 
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
@@ -573,10 +581,13 @@ export class TunnelEngine {
   private onDatagrams(b: DatagramBatch): void {
     const now = this.clock();
     const buf = b.buffer;
+    // A standing queue (CoDel): drop this batch's first transport message, unopened.
+    let drop = b.queueDelayMs !== undefined && this.aqm.drop(b.queueDelayMs(), now);
     for (let i = 0; i < b.count; i++) {
       const off = b.offset(i);
       const len = b.length(i);
       const type = len > 0 ? buf[off]! : -1;
+      if (type === MESSAGE_TRANSPORT && drop) { drop = false; count(this.unauthDrops, 'queue-delay'); continue; }
       if (type === MESSAGE_TRANSPORT) {
         const route = this.device.routeTransport(buf, off, len, now);
         if (typeof route === 'string') { count(this.unauthDrops, route); continue; }

@@ -20,6 +20,12 @@ export interface DatagramBatch {
    * and the engine may keep the reference (as a peer's endpoint).
    */
   source(i: number): Endpoint;
+  /**
+   * How long the batch's first (oldest) datagram waited in the socket's
+   * receive queue, in ms; -1 (or absent) when unknown. Drives the engine's
+   * queue management (CoDel).
+   */
+  queueDelayMs?(): number;
 }
 
 export interface TunnelSocket {

@@ -17,6 +17,13 @@ import type { DatagramBatch, TunnelSocket } from './socket.js';
 
 /** Datagrams per receive batch. */
 export const TUNNEL_RX_BATCH = 256;
+/**
+ * Receive buffer of the tunnel socket, in bytes (the kernel accounts twice
+ * that): room for bursts while the process waits for a core, yet a bound on
+ * the queue a TCP flow inside the tunnel can build (docs/performance.md).
+ * The engine's CoDel keeps the standing queue far below it.
+ */
+export const TUNNEL_RCVBUF = 2 * 1024 * 1024;
 
 export interface TunnelSocketOptions {
   address: string;
@@ -33,6 +40,8 @@ class BatchView implements DatagramBatch {
   offset(i: number): number { return this.b.offset(i); }
   length(i: number): number { return this.b.lengths[i]!; }
   source(i: number): Endpoint { return this.interner.source(this.b, i); }
+  delay: (() => number) | undefined;
+  queueDelayMs(): number { return this.delay?.() ?? -1; }
 }
 
 export class UdpTunnelSocket implements TunnelSocket {
@@ -41,7 +50,9 @@ export class UdpTunnelSocket implements TunnelSocket {
   /** Datagrams dropped because a send failed (not a full buffer), by errno. */
   readonly sendErrors: Record<string, number> = {};
 
-  constructor(readonly udp: UdpBatchSocket) {}
+  constructor(readonly udp: UdpBatchSocket) {
+    if (udp.queueDelayMs) this.view.delay = () => udp.queueDelayMs!();
+  }
 
   get port(): number {
     return this.udp.local.port;
@@ -85,5 +96,5 @@ export class UdpTunnelSocket implements TunnelSocket {
 /** Opens the tunnel's UDP socket (in the calling thread's network namespace). */
 export function openTunnelSocket(opts: TunnelSocketOptions): UdpTunnelSocket {
   const slotSize = Math.max(2048, Math.ceil(opts.wanMtu / 64) * 64);
-  return new UdpTunnelSocket(openUdp({ address: opts.address, port: opts.port, batchSize: TUNNEL_RX_BATCH, slotSize, gso: true }));
+  return new UdpTunnelSocket(openUdp({ address: opts.address, port: opts.port, batchSize: TUNNEL_RX_BATCH, slotSize, gso: true, queueDelay: true, rcvbuf: TUNNEL_RCVBUF }));
 }
