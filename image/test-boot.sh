@@ -10,19 +10,21 @@
 #    same packages);
 #  - a bad config drive is refused with a message naming the field (host-side
 #    check with the appliance's own validator);
-#  - boot 1: the management API answers /v1/health through a qemu port forward
-#    bound to 127.0.0.1 (user-mode networking, restrict=on: nothing leaves the
-#    machine), over HTTPS pinned to the certificate fingerprint the appliance
-#    printed on its console; over SSH (enabled by the config drive): nea runs
-#    as the user nea with CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE
-#    only, it turned forwarding on for its gateway segment, its nftables table
-#    is loaded, the serial console has no login, the root file system grew to
-#    the disk;
-#  - boot 2 (reboot): the same tunnel key, API certificate and SSH host key
-#    (keys are never regenerated), the API answers again;
-#  - boot 3, with a config drive whose appliance.json is invalid: the console
-#    names the field and the appliance does not start.
-#  Then the VM is shut down. Boot times are logged, not asserted.
+#  - boot 1, config drive attached: the management API answers /v1/health
+#    through a qemu port forward bound to 127.0.0.1 (user-mode networking,
+#    restrict=on: nothing leaves the machine), over HTTPS pinned to the
+#    certificate fingerprint the appliance printed on its console; over SSH
+#    (enabled by the config drive): nea runs as the user nea with
+#    CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE only, it turned
+#    forwarding on for its gateway segment, its nftables table is loaded, no
+#    unit failed, the serial console has no login, the root file system grew
+#    to the disk;
+#  - boot 2, a reboot with the config drive ejected: the configuration of
+#    boot 1 is used; the same tunnel key, API certificate and SSH host key
+#    (keys are never regenerated); the API answers again;
+#  - boot 3, a fresh start with a config drive whose appliance.json is invalid:
+#    the console names the field and the appliance does not start.
+#  Then the VM is stopped. Boot times are logged, not asserted.
 #
 # Options: --keep (keep the work directory), --no-bad-boot (skip boot 3),
 # --uefi (boot through OVMF instead of the BIOS).
@@ -99,6 +101,7 @@ log "bad config refused: $(cat "$W/bad.out")"
 # The bad drive for boot 3, written without the validation make-config-drive does.
 xorriso -as mkisofs -quiet -V NEACONFIG -J -r -o "$W/bad.iso" "$W/bad/appliance.json" "$W/bad/settings.json"
 
+
 # --- the VM -------------------------------------------------------------------------
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 API_PORT=$(free_port)
@@ -109,14 +112,17 @@ if [ "$UEFI" = 1 ]; then
   cp /usr/share/OVMF/OVMF_VARS_4M.fd "$W/vars.fd"
   FIRMWARE=(-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd -drive if=pflash,format=raw,file="$W/vars.fd")
 fi
+CONSOLE=$W/console.log
 
-# start_vm ISO CONSOLE_LOG: boots the disk with that config drive, in the background.
+# Boots 1 and 2 are one qemu process (a guest reboot resets the machine,
+# the monitor ejects the CD, the console log goes on); boot 3 is another,
+# with the bad config drive.
 start_vm() {
   qemu-system-x86_64 -machine pc -accel tcg -cpu max -smp 2 -m 1024 \
     "${FIRMWARE[@]}" \
-    -display none -monitor none -serial "file:$2" \
+    -display none -monitor "unix:$W/monitor.sock,server,nowait" -serial "file:$CONSOLE" \
     -drive "file=$W/disk.qcow2,if=virtio,format=qcow2" \
-    -drive "file=$1,media=cdrom,readonly=on" \
+    -drive "id=cd,file=$1,media=cdrom,readonly=on" \
     -netdev "user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:$API_PORT-:8443,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22" \
     -device virtio-net-pci,netdev=mgmt \
     -netdev user,id=seg,restrict=on -device virtio-net-pci,netdev=seg \
@@ -125,21 +131,34 @@ start_vm() {
   BOOT_T0=$(date +%s.%N)
 }
 
+# monitor COMMAND: one command to qemu's monitor.
+monitor() {
+  node - "$W/monitor.sock" "$1" <<'JS'
+const [sock, cmd] = process.argv.slice(2);
+const c = require('node:net').connect(sock, () => { c.write(cmd + '\n'); setTimeout(() => c.end(), 500); });
+c.on('data', () => {});
+c.on('error', (e) => { console.error(e.message); process.exit(1); });
+JS
+}
+
+# count PATTERN: lines of the console log with PATTERN.
+count() { local n; n=$(grep -ac -- "$1" "$CONSOLE" 2>/dev/null); echo "${n:-0}"; }
+
 since() { awk -v a="$BOOT_T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# wait_console PATTERN LOG TIMEOUT: until the console shows PATTERN.
+# wait_console PATTERN COUNT TIMEOUT: until the console shows PATTERN COUNT times.
 wait_console() {
   local deadline=$(( $(date +%s) + $3 ))
-  until grep -q -- "$1" "$2" 2>/dev/null; do
+  until [ "$(count "$1")" -ge "$2" ]; do
     kill -0 "$QEMU_PID" 2>/dev/null || die "qemu exited: $(cat "$W/qemu.out")"
-    [ "$(date +%s)" -lt "$deadline" ] || { tail -40 "$2" >&2; die "no \"$1\" on the console within $3 s"; }
+    [ "$(date +%s)" -lt "$deadline" ] || { tail -40 "$CONSOLE" >&2; die "no \"$1\" (#$2) on the console within $3 s"; }
     sleep 0.5
   done
 }
 
 # health FINGERPRINT: GET /v1/health pinned to the certificate's SHA-256.
 health() {
-  node - "$API_PORT" "$1" <<'EOF'
+  node - "$API_PORT" "$1" <<'JS'
 const https = require('node:https');
 const [port, pin] = process.argv.slice(2);
 const req = https.get({ host: '127.0.0.1', port: Number(port), path: '/v1/health', rejectUnauthorized: false, timeout: 10000 }, (res) => {
@@ -154,7 +173,7 @@ const req = https.get({ host: '127.0.0.1', port: Number(port), path: '/v1/health
 });
 req.on('error', (e) => { console.log(e.message); process.exit(1); });
 req.on('timeout', () => req.destroy(new Error('timeout')));
-EOF
+JS
 }
 
 wait_health() {
@@ -168,31 +187,27 @@ wait_health() {
 
 vm() { ssh -q -i "$W/id" -p "$SSH_PORT" -o StrictHostKeyChecking=no -o UserKnownHostsFile="$W/known_hosts" -o ConnectTimeout=20 -o BatchMode=yes root@127.0.0.1 "$@"; }
 
-wait_stopped() {
-  local deadline=$(( $(date +%s) + $1 ))
-  while kill -0 "$QEMU_PID" 2>/dev/null; do
-    [ "$(date +%s)" -lt "$deadline" ] || die "the VM did not power off within $1 s"
-    sleep 0.5
-  done
-  wait "$QEMU_PID" 2>/dev/null || true
-  QEMU_PID=
+reboot_vm() {
+  vm 'systemctl reboot' || true
+  BOOT_T0=$(date +%s.%N)
 }
 
 # The fingerprint nea printed on the console (nea.service logs there too).
-console_fingerprint() { grep -a 'management API listening' "$1" | tail -1 | sed -n 's/.*fingerprint=\([0-9a-f]\{64\}\).*/\1/p'; }
+console_fingerprint() { grep -a 'management API listening' "$CONSOLE" | tail -1 | sed -n 's/.*fingerprint=\([0-9a-f]\{64\}\).*/\1/p'; }
+val() { sed -n "s/^$1=//p" "$2"; }
 
 # --- boot 1 ---------------------------------------------------------------------------
 log "boot 1: qemu (TCG), API on 127.0.0.1:$API_PORT, SSH on 127.0.0.1:$SSH_PORT"
-start_vm "$W/cfg.iso" "$W/console1.log"
-wait_console 'nea-config: ready' "$W/console1.log" 300
+start_vm "$W/cfg.iso"
+wait_console 'nea-config: ready' 1 300
 T_CONFIG=$(since)
-wait_console 'management API listening' "$W/console1.log" 300
-FP1=$(console_fingerprint "$W/console1.log")
+wait_console 'management API listening' 1 300
+FP1=$(console_fingerprint)
 [ -n "$FP1" ] || die "no certificate fingerprint on the console"
 wait_health "$FP1" 120
 T_HEALTH=$(since)
 log "boot 1: config applied at ${T_CONFIG} s, API healthy at ${T_HEALTH} s: $(cat "$W/health.out")"
-grep -a 'nea-config:' "$W/console1.log" | tr -d '\r' | sed 's/^/  console: /' >&2
+grep -a 'nea-config:' "$CONSOLE" | tr -d '\r' | sed 's/^/  console: /' >&2
 
 # Checks inside the appliance, over SSH.
 vm 'set -e
@@ -205,18 +220,18 @@ echo "forward=$(cat /proc/sys/net/ipv4/ip_forward)"
 echo "rp_filter=$(cat /proc/sys/net/ipv4/conf/all/rp_filter)"
 echo "nft=$(nft list tables | tr "\n" " ")"
 echo "serial_getty=$(systemctl is-active serial-getty@ttyS0.service || true)"
+echo "failed=$(systemctl list-units --failed --plain --no-legend | cut -d" " -f1 | tr "\n" " ")"
 echo "root_mb=$(df -m --output=size / | tail -1 | tr -d " ")"
-echo "pubkey=$(nea pubkey < /var/lib/nea/private.key)"
+echo "keyhash=$(sha256sum < /var/lib/nea/private.key | cut -c1-64)"
 echo "keymode=$(stat -c %a:%U /var/lib/nea/private.key)"
 echo "api_fp=$(sed -n "s/.*\"fingerprint\": *\"\([0-9a-f]*\)\".*/\1/p" /var/lib/nea/api.json)"
 echo "hostname=$(hostname)"
 echo "node=$(node --version)"
 echo "boot=$(systemd-analyze 2>/dev/null | head -1)"
-systemd-analyze blame 2>/dev/null | head -8 | sed "s/^ */blame: /"
+systemd-analyze blame 2>/dev/null | head -6 | sed "s/^ */blame: /"
 nea status | head -3 | sed "s/^/status: /"
 ' > "$W/vm1.txt" || die "SSH into the appliance failed"
 sed 's/^/  appliance: /' "$W/vm1.txt" >&2
-val() { sed -n "s/^$1=//p" "$2"; }
 [ "$(val active "$W/vm1.txt")" = active ] || die "nea.service is not active"
 [ "$(val user "$W/vm1.txt")" = nea ] || die "nea does not run as the user nea"
 # CAP_NET_BIND_SERVICE (10), CAP_NET_ADMIN (12), CAP_NET_RAW (13): 0x3400.
@@ -226,56 +241,73 @@ val() { sed -n "s/^$1=//p" "$2"; }
 [ "$(val rp_filter "$W/vm1.txt")" = 2 ] || die "rp_filter is not loose"
 val nft "$W/vm1.txt" | grep -q 'table inet nea_boot_test' || die "nea's nftables table is missing"
 [ "$(val serial_getty "$W/vm1.txt")" != active ] || die "the serial console offers a login"
+[ -z "$(val failed "$W/vm1.txt" | tr -d ' ')" ] || die "failed units: $(val failed "$W/vm1.txt")"
 [ "$(val root_mb "$W/vm1.txt")" -gt 1500 ] || die "the root file system did not grow to the 2 GB disk"
 [ "$(val keymode "$W/vm1.txt")" = 600:nea ] || die "private.key is not 0600 nea"
 [ "$(val api_fp "$W/vm1.txt")" = "$FP1" ] || die "api.json's fingerprint differs from the console's"
-PUB1=$(val pubkey "$W/vm1.txt")
-grep -aq "tunnel public key $PUB1" "$W/console1.log" || die "the console did not show the tunnel public key"
+KEY1=$(val keyhash "$W/vm1.txt")
+PUB1=$(sed -n 's/^status: *public key *//p' "$W/vm1.txt")
+[ -n "$PUB1" ] && grep -aq "tunnel public key $PUB1" "$CONSOLE" || die "the console did not show the tunnel public key ($PUB1)"
 HOSTKEY1=$(ssh-keygen -l -f "$W/known_hosts" | awk '{print $2}' | sort -u)
 
-# --- boot 2: reboot, same keys --------------------------------------------------------
-log "boot 2: reboot"
-# qemu resets the guest itself (no -no-reboot); the console log goes on.
-vm 'systemctl reboot' || true
-BOOT_T0=$(date +%s.%N)
-deadline=$(( $(date +%s) + 300 ))
-until [ "$(grep -ac 'nea-config: ready' "$W/console1.log")" -ge 2 ] && [ "$(grep -ac 'management API listening' "$W/console1.log")" -ge 2 ]; do
-  kill -0 "$QEMU_PID" 2>/dev/null || die "qemu exited during the reboot"
-  [ "$(date +%s)" -lt "$deadline" ] || { tail -40 "$W/console1.log" >&2; die "boot 2: the appliance did not come up within 300 s"; }
-  sleep 0.5
-done
-FP2=$(console_fingerprint "$W/console1.log")
+# --- boot 2: reboot without the config drive, same keys ---------------------------------
+log "boot 2: reboot, config drive ejected"
+monitor 'eject -f cd' || die "cannot eject the config drive"
+reboot_vm
+wait_console 'nea-config: ready' 2 300
+grep -a 'nea-config: appliance' "$CONSOLE" | tail -1 | grep -q 'the files of an earlier boot' || die "boot 2 did not use the installed configuration"
+wait_console 'management API listening' 2 300
+FP2=$(console_fingerprint)
 [ "$FP2" = "$FP1" ] || die "the API certificate changed across the reboot"
 wait_health "$FP1" 120
 T_HEALTH2=$(since)
-PUB2=$(vm 'nea pubkey < /var/lib/nea/private.key')
-[ "$PUB2" = "$PUB1" ] || die "the tunnel key changed across the reboot"
+KEY2=$(vm 'sha256sum < /var/lib/nea/private.key | cut -c1-64')
+[ "$KEY2" = "$KEY1" ] || die "the tunnel key changed across the reboot"
 HOSTKEY2=$(ssh-keygen -l -f "$W/known_hosts" | awk '{print $2}' | sort -u)
 [ "$HOSTKEY2" = "$HOSTKEY1" ] || die "the SSH host key changed across the reboot"
-[ "$(grep -ac 'generated the tunnel key' "$W/console1.log")" = 1 ] || die "the tunnel key was generated again"
+[ "$(grep -ac 'generated the tunnel key' "$CONSOLE")" = 1 ] || die "the tunnel key was generated again"
+[ "$(grep -ac 'generated the SSH host key' "$CONSOLE")" = 1 ] || die "the SSH host key was generated again"
 log "boot 2: API healthy ${T_HEALTH2} s after the reboot; same tunnel key, certificate and SSH host key"
 
-log "powering off"
-vm 'systemctl poweroff' || true
-wait_stopped 120
+# power_off: shuts the guest down over SSH and waits for qemu to exit.
+power_off() {
+  vm 'systemctl poweroff' || true
+  local deadline=$(( $(date +%s) + 120 ))
+  while kill -0 "$QEMU_PID" 2>/dev/null; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "the VM did not power off within 120 s"
+    sleep 0.5
+  done
+  wait "$QEMU_PID" 2>/dev/null || true
+  QEMU_PID=
+}
 
 # --- boot 3: a bad config drive ----------------------------------------------------------
 if [ "$BAD_BOOT" = 1 ]; then
-  log "boot 3: a config drive with an invalid appliance.json"
-  start_vm "$W/bad.iso" "$W/console3.log"
-  wait_console 'nea-config: the appliance is NOT started' "$W/console3.log" 300
+  log "boot 3: power off, boot with a config drive whose appliance.json is invalid"
+  power_off
+  CONSOLE=$W/console3.log
+  start_vm "$W/bad.iso"
+  wait_console 'nea-config: the appliance is NOT started' 1 300
   T_BAD=$(since)
-  grep -aq 'nea-config: ERROR: appliance.json: segments\[1\].id: must be an integer from 1 to 4094' "$W/console3.log" \
-    || die "the console does not name the bad field: $(grep -a nea-config "$W/console3.log")"
-  # Nothing may start the appliance afterwards (systemd shows the failed dependency).
+  grep -a 'nea-config: ERROR' "$CONSOLE" | grep -q 'appliance.json: segments\[1\].id: must be an integer from 1 to 4094' \
+    || die "the console does not name the bad field: $(grep -a 'nea-config: ERROR' "$CONSOLE")"
+  # Nothing may start the appliance afterwards.
   sleep 15
-  ! grep -aq 'management API listening\|appliance running' "$W/console3.log" || die "nea started with a bad config"
-  log "boot 3: refused at ${T_BAD} s: $(grep -a 'nea-config: ERROR' "$W/console3.log" | tr -d '\r'); nea not started"
-  # No SSH, no login: stop qemu (the guest holds nothing to keep).
-  kill -TERM "$QEMU_PID"
-  wait_stopped 60
+  [ "$(count 'management API listening')" = 0 ] || die "nea started with a bad config"
+  log "boot 3: refused ${T_BAD} s after the reboot: $(grep -a 'nea-config: ERROR' "$CONSOLE" | tr -d '\r' | sed 's/^.*nea-config: //'); nea not started"
+fi
+
+log "stopping the VM"
+if [ "$BAD_BOOT" = 1 ]; then
+  # No SSH after a refused config, and nothing on the throw-away disk to keep.
+  monitor quit || true
+  for _ in $(seq 60); do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.5; done
+  wait "$QEMU_PID" 2>/dev/null || true
+  QEMU_PID=
+else
+  power_off
 fi
 
 raw_mb=$(( $(stat -c %s "$OUT/nea-appliance.raw") / 1000000 ))
 qcow_mb=$(( $(stat -c %s "$OUT/nea-appliance.qcow2") / 1000000 ))
-log "PASS in $(( $(date +%s) - T0 )) s (build ${T_BUILD} s): image raw ${raw_mb} MB, qcow2 ${qcow_mb} MB; boot 1 healthy at ${T_HEALTH} s, boot 2 at ${T_HEALTH2} s"
+log "PASS in $(( $(date +%s) - T0 )) s (build ${T_BUILD} s): image raw ${raw_mb} MB, qcow2 ${qcow_mb} MB; API healthy ${T_HEALTH} s after boot 1 started, ${T_HEALTH2} s after the reboot"
