@@ -656,15 +656,21 @@ export function parseListenAddress(text: string): { host: string; port: number }
   return { host: m[1]!, port };
 }
 
-async function makeDriver(name: string | undefined, config: string | undefined): Promise<HypervisorDriver> {
+/** The driver `--driver` and `--driver-config` name (checked before anything is created). */
+function driverChoice(name: string | undefined, config: string | undefined): { kind: 'fake' } | { kind: 'netns'; config: string } {
   const driver = name ?? (config !== undefined ? 'netns' : undefined);
-  if (driver === 'fake') return new FakeDriver();
+  if (driver === 'fake') return { kind: 'fake' };
   if (driver === 'netns') {
     if (config === undefined) throw new UsageError('--driver netns needs --driver-config FILE (docs/control-plane.md)');
-    const m = await import('../lab/netns-driver.js');
-    return m.createNetnsDriver(config);
+    return { kind: 'netns', config };
   }
   throw new UsageError(driver === undefined ? '--driver netns|fake is required (netns: with --driver-config FILE)' : `--driver ${driver}: netns or fake`);
+}
+
+async function makeDriver(c: ReturnType<typeof driverChoice>): Promise<HypervisorDriver> {
+  if (c.kind === 'fake') return new FakeDriver();
+  const m = await import('../lab/netns-driver.js');
+  return m.createNetnsDriver(c.config);
 }
 
 /**
@@ -692,12 +698,13 @@ register({
     const { v } = parseCommand(args, { db: { type: 'string' }, listen: { type: 'string' }, 'tls-dir': { type: 'string' }, driver: { type: 'string' }, 'driver-config': { type: 'string' } });
     const db = str(v, 'db') ?? DEFAULT_DB;
     const listen = parseListenAddress(str(v, 'listen') ?? `0.0.0.0:${DEFAULT_PORT}`);
+    const choice = driverChoice(str(v, 'driver'), str(v, 'driver-config'));
     const log = createLogger().child('control');
     mkdirSync(dirname(db), { recursive: true, mode: 0o700 });
     // The database holds the SP appliances' tokens: 0600 (SQLite gives its -wal and -shm files the same mode).
     if (!existsSync(db)) closeSync(openSync(db, 'a', 0o600));
     const tls = await loadOrCreateTls(str(v, 'tls-dir') ?? dirname(db), 'nea-control');
-    const driver = await makeDriver(str(v, 'driver'), str(v, 'driver-config'));
+    const driver = await makeDriver(choice);
     let cp: ControlPlane;
     try {
       cp = new ControlPlane({ db, driver, log });
