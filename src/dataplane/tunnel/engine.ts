@@ -688,7 +688,7 @@ export class TunnelEngine {
         const seg = this.segmentFor(ps, h.segment);
         if (!seg) return;
         const frame = ps.reassembler.add(h, buf, off + FRAGMENT_HEADER_BYTES, now);
-        if (frame) this.deliverFrame(ps, seg, frame, 0, frame.length, now);
+        if (frame) this.deliverReassembled(ps, seg, frame, 0, now);
         return;
       }
       case 'l2-offload': {
@@ -697,7 +697,7 @@ export class TunnelEngine {
         const seg = this.segmentFor(ps, h.segment);
         if (!seg) return;
         const frame = ps.reassembler.add(h, buf, off + OFFLOAD_HEADER_BYTES, now, MAX_OFFLOAD_BYTES);
-        if (frame) this.deliverFrame(ps, seg, frame, VNET_HEADER_BYTES, frame.length - VNET_HEADER_BYTES, now, true);
+        if (frame) this.deliverReassembled(ps, seg, frame, VNET_HEADER_BYTES, now);
         return;
       }
       case 'capabilities':
@@ -717,6 +717,17 @@ export class TunnelEngine {
     const seg = ps.segments.has(id) ? this.segments.get(id) : undefined;
     if (!seg) count(ps.counters.drops, 'segment-not-owned');
     return seg;
+  }
+
+  /**
+   * A reassembled frame (after `header` bytes of virtio header): written at
+   * once, after what the segment has queued (order kept), so that its
+   * buffer goes back to the reassembler's pool.
+   */
+  private deliverReassembled(ps: PeerState, seg: SegmentState, frame: Uint8Array, header: number, now: number): void {
+    this.deliverFrame(ps, seg, frame, header, frame.length - header, now, header > 0);
+    this.flushSegment(seg);
+    ps.reassembler.release(frame);
   }
 
   /** `withHeader`: the frame's virtio header is the 10 bytes before it (an offload frame). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { FragmentHeader } from '../../protocol/inner.js';
+import { MAX_OFFLOAD_BYTES, type FragmentHeader } from '../../protocol/inner.js';
 import { Reassembler } from './reassembly.js';
 
 function fragments(frame: Uint8Array, chunk: number, segment = 10, frameId = 1): [FragmentHeader, Uint8Array][] {
@@ -63,5 +63,29 @@ describe('Reassembler', () => {
     r.add(h(0, 60), frame, 0, 0);
     expect(r.add(h(50, 50), frame, 0, 0)).toBeUndefined();
     expect(r.counters).toEqual({ completed: 0, dropped: 1 });
+  });
+
+  it('reuses the memory of a released frame (zeroed), also for 64 KiB offload frames', () => {
+    const r = new Reassembler();
+    const add = (f: Uint8Array, id: number, limit?: number): Uint8Array | undefined => {
+      let out: Uint8Array | undefined;
+      for (const [h, c] of fragments(f, 1424, 10, id)) out = r.add(h, c, 0, 0, limit) ?? out;
+      return out;
+    };
+    const a = add(frame, 1)!;
+    expect(a).toEqual(frame);
+    r.release(a);
+    const small = frame.subarray(0, 100);
+    const b = add(small, 2)!;
+    expect(b.buffer).toBe(a.buffer);
+    expect(b).toEqual(small);
+    const big = Uint8Array.from({ length: 65_000 }, (_, i) => (i * 13) & 0xff);
+    expect(add(big, 3)).toBeUndefined(); // beyond MAX_FRAME_BYTES without the offload limit
+    const c = add(big, 4, MAX_OFFLOAD_BYTES)!;
+    expect(c).toEqual(big);
+    r.release(c);
+    const d = add(big.subarray(0, 30_000), 5, MAX_OFFLOAD_BYTES)!;
+    expect(d.buffer).toBe(c.buffer);
+    expect(d).toEqual(big.subarray(0, 30_000));
   });
 });

@@ -6,7 +6,10 @@
  * given up `timeoutMs` after its first fragment. When full, the oldest frame
  * in progress is given up for the new one. Every give-up is counted.
  */
-import { MAX_FRAME_BYTES, type FragmentHeader } from '../../protocol/inner.js';
+import { MAX_FRAME_BYTES, MAX_OFFLOAD_BYTES, type FragmentHeader } from '../../protocol/inner.js';
+
+/** Buffers kept for reuse per size class (frames in progress plus a few being written). */
+const POOL_MAX = 16;
 
 export interface ReassemblyOptions {
   /** Frames in progress at once; default 64. */
@@ -35,6 +38,9 @@ export class Reassembler {
   private readonly maxPending: number;
   private readonly timeoutMs: number;
   readonly counters: ReassemblyCounters = { completed: 0, dropped: 0 };
+  /** Free backing buffers of MAX_FRAME_BYTES and MAX_OFFLOAD_BYTES: frames reuse them (see release). */
+  private readonly small: ArrayBuffer[] = [];
+  private readonly large: ArrayBuffer[] = [];
 
   constructor(opts: ReassemblyOptions = {}) {
     this.maxPending = opts.maxPending ?? 64;
@@ -48,8 +54,10 @@ export class Reassembler {
 
   /**
    * Adds one fragment (chunk at `src[off..off+h.chunkLength)`); returns the
-   * whole frame when this fragment completes it (a new buffer the caller
-   * owns), else undefined. `limit`: the largest frame accepted (offload
+   * whole frame when this fragment completes it, else undefined. The frame
+   * is the caller's until it hands it back with {@link release} (then its
+   * memory serves a later frame: no allocation per frame but a view), or
+   * for good if it never does. `limit`: the largest frame accepted (offload
    * frames are larger than MAX_FRAME_BYTES).
    */
   add(h: FragmentHeader, src: Uint8Array, off: number, now: number, limit = MAX_FRAME_BYTES): Uint8Array | undefined {
@@ -60,16 +68,20 @@ export class Reassembler {
       // A different frame reuses the id: the old one is lost.
       this.pending.delete(key);
       this.counters.dropped++;
+      this.release(p.frame);
       p = undefined;
     }
     if (!p) {
       if (h.frameLength > limit) return undefined;
       if (this.pending.size >= this.maxPending) {
-        const oldest = this.pending.keys().next().value;
-        if (oldest !== undefined) this.pending.delete(oldest);
+        const oldest = this.pending.entries().next().value;
+        if (oldest !== undefined) {
+          this.pending.delete(oldest[0]);
+          this.release(oldest[1].frame);
+        }
         this.counters.dropped++;
       }
-      p = { frame: new Uint8Array(h.frameLength), started: now, offsets: new Set(), received: 0 };
+      p = { frame: this.acquire(h.frameLength), started: now, offsets: new Set(), received: 0 };
       this.pending.set(key, p);
     }
     if (p.offsets.has(h.offset)) return undefined;
@@ -80,6 +92,7 @@ export class Reassembler {
     this.pending.delete(key);
     if (p.received !== p.frame.length) {
       this.counters.dropped++; // overlapping chunks: inconsistent
+      this.release(p.frame);
       return undefined;
     }
     this.counters.completed++;
@@ -92,6 +105,24 @@ export class Reassembler {
       if (now - p.started < this.timeoutMs) break;
       this.pending.delete(k);
       this.counters.dropped++;
+      this.release(p.frame);
     }
+  }
+
+  /** Hands back a frame returned by {@link add} once it is no longer used: its memory is reused. */
+  release(frame: Uint8Array): void {
+    const ab = frame.buffer;
+    if (!(ab instanceof ArrayBuffer)) return;
+    const pool = ab.byteLength === MAX_FRAME_BYTES ? this.small : ab.byteLength === MAX_OFFLOAD_BYTES ? this.large : undefined;
+    if (pool !== undefined && pool.length < POOL_MAX && !pool.includes(ab)) pool.push(ab);
+  }
+
+  /** A zeroed view of `length` bytes over a pooled (or new) buffer of its size class. */
+  private acquire(length: number): Uint8Array {
+    const big = length > MAX_FRAME_BYTES;
+    const ab = (big ? this.large : this.small).pop() ?? new ArrayBuffer(big ? MAX_OFFLOAD_BYTES : MAX_FRAME_BYTES);
+    const v = new Uint8Array(ab, 0, length);
+    v.fill(0);
+    return v;
   }
 }

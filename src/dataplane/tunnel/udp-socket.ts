@@ -41,7 +41,14 @@ class BatchView implements DatagramBatch {
   length(i: number): number { return this.b.lengths[i]!; }
   source(i: number): Endpoint { return this.interner.source(this.b, i); }
   delay: (() => number) | undefined;
-  queueDelayMs(): number { return this.delay?.() ?? -1; }
+  full = Number.POSITIVE_INFINITY;
+  /**
+   * The wait of the batch's oldest datagram, when the batch filled the slab
+   * (datagrams were left in the queue); 0 when the batch drained the queue:
+   * then the wait was the process waiting for a core, not a standing queue
+   * (CoDel's "no drop while the backlog is under one packet").
+   */
+  queueDelayMs(): number { return this.b.count < this.full ? 0 : this.delay?.() ?? -1; }
 }
 
 export class UdpTunnelSocket implements TunnelSocket {
@@ -52,6 +59,7 @@ export class UdpTunnelSocket implements TunnelSocket {
 
   constructor(readonly udp: UdpBatchSocket) {
     if (udp.queueDelayMs) this.view.delay = () => udp.queueDelayMs!();
+    this.view.full = udp.batchSize;
   }
 
   get port(): number {
