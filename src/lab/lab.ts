@@ -354,7 +354,7 @@ const INTERNET = 'internet';
  * - the internet host reaches the public IP rules' replicas only in a
  *   full failover.
  */
-export async function labMatrix(ctx: LabContext, timeoutMs = 2000): Promise<TenantMatrix[]> {
+export async function labMatrix(ctx: LabContext, timeoutMs = 3000): Promise<TenantMatrix[]> {
   const { world } = ctx;
   const p = world.plan;
   const st = readLabState(world.stateDir);
@@ -400,16 +400,34 @@ export async function labMatrix(ctx: LabContext, timeoutMs = 2000): Promise<Tena
     return { tenant: t.name, failover: v.failover, where, columns, rows: [] };
   });
   const results: CheckResult[] = await world.probe(checks);
+  // A network that just changed (a failover a moment ago) may still be learning: checks that did not find
+  // what they expected get one more try after a second, and the second answer counts.
+  const retry = pending.filter((c) => !agrees(results[c.check]!, c.expected));
+  if (retry.length > 0) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const again = await world.probe(retry.map((c) => checks[c.check]!));
+    retry.forEach((c, i) => { results[c.check] = again[i]!; });
+  }
   for (const c of pending) {
     const r = results[c.check]!;
-    const body = r.body as { name?: string; tenant?: string; site?: string; client?: string } | undefined;
-    const seen = !r.ok ? null : body?.site === 'internet' ? 'internet' : `${body?.tenant ?? '?'}/${body?.name ?? '?'} ${body?.site ?? '?'}`;
+    const body = r.body as { client?: string } | undefined;
+    const seen = seenOf(r);
     const m = matrices[c.t]!;
     let row = m.rows.find((x) => x.from === c.from);
     if (!row) { row = { from: c.from, cells: [] }; m.rows.push(row); }
     row.cells.push({ from: c.from, to: c.to, expected: c.expected, seen, ...(body?.client !== undefined && { client: body.client }), ok: seen === c.expected });
   }
   return matrices;
+}
+
+/** Who answered a check, as the matrix writes it: `tenant/vm site`, `internet`, or null (nobody). */
+function seenOf(r: CheckResult): string | null {
+  const body = r.body as { name?: string; tenant?: string; site?: string } | undefined;
+  return !r.ok ? null : body?.site === 'internet' ? 'internet' : `${body?.tenant ?? '?'}/${body?.name ?? '?'} ${body?.site ?? '?'}`;
+}
+
+function agrees(r: CheckResult, expected: string | null): boolean {
+  return seenOf(r) === expected;
 }
 
 /** A matrix for people: ✓ reached as expected, · not reached as expected, ✗ with what was seen otherwise. */
