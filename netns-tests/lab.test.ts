@@ -117,6 +117,14 @@ describe('nea lab: up, test, partial and full failover, failback, down', { timeo
     expect(seen(m, 'globex', 'web2 (production)', 'web1')).toBe('globex/web1 production');
   });
 
+  it('a full failover of acme while it is in a partial one is refused before production is touched', async () => {
+    const r = await lab(['failover', '--tenant', 'acme', '--full']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/acme is in a partial failover: fail it back first/);
+    const acme = (await status()).tenants.find((t) => t.name === 'acme')!;
+    expect([acme.failover, acme.production.siteDown, acme.appliances.tenant.running]).toEqual(['partial', false, true]);
+  });
+
   it('full failover of globex meanwhile: its replicas run the site in the cloud, with internet and public IPs; acme is untouched', async () => {
     const r = await lab(['failover', '--tenant', 'globex', '--full']);
     expect(r.code, r.stdout + r.stderr).toBe(0);

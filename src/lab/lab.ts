@@ -499,34 +499,55 @@ const jobOk = (j: JobView): boolean => j.state === 'succeeded' || j.state === 'd
 export async function labFailoverPartial(ctx: LabContext, tenant: string, vms: readonly string[]): Promise<JobView> {
   const t = ctx.world.tenant(tenant);
   for (const vm of vms) if (!t.vms.some((v) => v.name === vm)) throw new Error(`no VM ${vm} in tenant ${tenant} (VMs: ${t.vms.map((v) => v.name).join(', ')})`);
+  const view = await ctx.world.controlApi<TenantView>('GET', `/v1/tenants/${tenant}`);
+  if (view.failover !== 'none' && view.failover !== 'partial') throw new Error(`tenant ${tenant} is in a ${view.failover} failover: fail it back first (nea lab failback --tenant ${tenant})`);
+  const out = view.replicas.filter((r) => vms.includes(r.name) && r.state !== 'Normal');
+  if (out.length > 0) throw new Error(`${out.map((r) => `${r.name} is ${r.state}`).join(', ')}: fail it back first`);
   const progress = new Progress(ctx.out);
   await progress.step(`production: ${vms.join(', ')} of ${tenant} fail${vms.length === 1 ? 's' : ''} (NIC down)`, async () => {
     for (const vm of vms) await ctx.world.stopVm(t, vm);
   });
   updateProduction(ctx, tenant, (p) => { p.failedVms = [...new Set([...p.failedVms, ...vms])]; });
-  const job = await ctx.world.controlApi<JobView>('POST', `/v1/tenants/${tenant}/failover`, { kind: 'partial', vms });
-  const end = await followJob(ctx, job);
-  if (!jobOk(end)) {
+  const restore = async (): Promise<void> => {
     await progress.step('production: the VMs come back (the failover did not happen)', async () => {
       for (const vm of vms) await ctx.world.startVm(t, vm);
     });
     updateProduction(ctx, tenant, (p) => { p.failedVms = p.failedVms.filter((v) => !vms.includes(v)); });
+  };
+  let job: JobView;
+  try {
+    job = await ctx.world.controlApi<JobView>('POST', `/v1/tenants/${tenant}/failover`, { kind: 'partial', vms });
+  } catch (e) {
+    await restore();
+    throw e;
   }
+  const end = await followJob(ctx, job);
+  if (!jobOk(end)) await restore();
   return end;
 }
 
 /** Full site failover of tenant `t`: its production site goes dark, then the control plane fails over by the lab's plan. */
 export async function labFailoverFull(ctx: LabContext, tenant: string): Promise<JobView> {
   const t = ctx.world.tenant(tenant);
+  const view = await ctx.world.controlApi<TenantView>('GET', `/v1/tenants/${tenant}`);
+  if (view.failover !== 'none') throw new Error(`tenant ${tenant} is in a ${view.failover} failover: fail it back first (nea lab failback --tenant ${tenant})`);
   const progress = new Progress(ctx.out);
   await progress.step(`production: the site of ${tenant} goes dark (tenant appliance stopped, VMs and router down)`, () => ctx.world.stopSite(t));
   updateProduction(ctx, tenant, (p) => { p.siteDown = true; });
-  const job = await ctx.world.controlApi<JobView>('POST', `/v1/tenants/${tenant}/failover`, { kind: 'full', plan: LAB_NAMES.failoverPlan });
-  const end = await followJob(ctx, job);
-  if (!jobOk(end)) {
-    await progress.step('production: the site comes back (the failover did not happen)', () => ctx.world.startSite(t));
+  const restore = async (): Promise<void> => {
+    const failed = readLabState(ctx.world.stateDir)?.production[tenant]?.failedVms ?? [];
+    await progress.step('production: the site comes back (the failover did not happen)', () => ctx.world.startSite(t, failed));
     updateProduction(ctx, tenant, (p) => { p.siteDown = false; });
+  };
+  let job: JobView;
+  try {
+    job = await ctx.world.controlApi<JobView>('POST', `/v1/tenants/${tenant}/failover`, { kind: 'full', plan: LAB_NAMES.failoverPlan });
+  } catch (e) {
+    await restore();
+    throw e;
   }
+  const end = await followJob(ctx, job);
+  if (!jobOk(end)) await restore();
   return end;
 }
 

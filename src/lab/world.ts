@@ -417,10 +417,10 @@ export class LabWorld {
     await ipBatch(t.siteNetns, t.networks.map((n) => `link set ${n.bridge} down`));
   }
 
-  /** The production site comes back: router, VMs, the tenant appliance (from its state: still paired). */
-  async startSite(t: TenantPlan): Promise<void> {
+  /** The production site comes back: router, VMs (but those in `except`), the tenant appliance (from its state: still paired). */
+  async startSite(t: TenantPlan, except: readonly string[] = []): Promise<void> {
     await ipBatch(t.siteNetns, t.networks.map((n) => `link set ${n.bridge} up`));
-    for (const vm of t.vms) await this.startVm(t, vm.name);
+    for (const vm of t.vms) if (!except.includes(vm.name)) await this.startVm(t, vm.name);
     const dir = this.applianceDir(t, 'ta');
     await this.startAppliance(`${t.name}-ta`, t.taNetns, dir, ['--api-listen', `127.0.0.1:${APPLIANCE_API_PORT}`]);
   }
