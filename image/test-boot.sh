@@ -229,6 +229,7 @@ echo "hostname=$(hostname)"
 echo "node=$(node --version)"
 echo "boot=$(systemd-analyze 2>/dev/null | head -1)"
 systemd-analyze blame 2>/dev/null | head -6 | sed "s/^ */blame: /"
+journalctl -b -p err --no-pager -q | tail -5 | sed "s/^/journal error: /"
 nea status | head -3 | sed "s/^/status: /"
 ' > "$W/vm1.txt" || die "SSH into the appliance failed"
 sed 's/^/  appliance: /' "$W/vm1.txt" >&2
