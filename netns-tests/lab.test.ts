@@ -125,6 +125,23 @@ describe('nea lab: up, test, partial and full failover, failback, down', { timeo
     expect([acme.failover, acme.production.siteDown, acme.appliances.tenant.running]).toEqual(['partial', false, true]);
   });
 
+  it('kill -9 of the control plane and of an SP appliance: nea lab up restarts them; the replica is re-adopted and answers again', async () => {
+    const procs = new ProcTable(stateDir);
+    const victims = [procs.get('control')!, procs.get('globex-sp')!];
+    for (const v of victims) process.kill(v.pid, 'SIGKILL');
+    await waitFor('both gone', () => victims.every((v) => !isRunning(v)));
+    const r = await lab(['up', '--tenants', '2']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/✓ restart the control plane \(its driver re-adopts the replicas\)/);
+    expect(r.stdout).toMatch(/✓ restart appliance globex-sp/);
+    const acme = (await status()).tenants.find((t) => t.name === 'acme')!;
+    expect(acme.replicas.find((x) => x.name === 'web1')).toMatchObject({ state: 'Failover', power: 'on' });
+    const { code, m, text } = await matrix();
+    expect(text).toBe('');
+    expect(code).toBe(0);
+    expect(seen(m, 'acme', 'web2 (production)', 'web1')).toBe('acme/web1 cloud');
+  });
+
   it('full failover of globex meanwhile: its replicas run the site in the cloud, with internet and public IPs; acme is untouched', async () => {
     const r = await lab(['failover', '--tenant', 'globex', '--full']);
     expect(r.code, r.stdout + r.stderr).toBe(0);

@@ -109,13 +109,41 @@ async function waitHandshakeSince(world: LabWorld, t: TenantPlan, sinceMs: numbe
   }, timeoutMs);
 }
 
-/** Is the lab whole: state ready, every recorded process running? */
-export function labHealthy(ctx: LabContext): boolean {
+/** Processes the lab should be running now (a tenant appliance of a site the lab took down excepted) that are not. */
+export function missingProcesses(ctx: LabContext): string[] {
   const s = readLabState(ctx.world.stateDir);
-  if (!s?.ready) return false;
-  const down = Object.values(s.production).filter((p) => p.siteDown).length;
-  const procs = ctx.world.procs.list();
-  return procs.every(isRunning) && procs.length >= 3 + 2 * s.tenants - down;
+  const want = ['fabric', 'services', 'control', ...ctx.world.plan.tenants.flatMap((t) => [`${t.name}-sp`, ...(s?.production[t.name]?.siteDown === true ? [] : [`${t.name}-ta`])])];
+  return want.filter((n) => {
+    const r = ctx.world.procs.get(n);
+    return r === undefined || !isRunning(r);
+  });
+}
+
+/**
+ * Restarts what stopped of a built lab (a crash, a kill, a reboot of one
+ * process): appliances from their state dirs (still paired), the VM
+ * services, the control plane (its driver re-adopts the replicas that
+ * run). Undefined when the lab cannot be repaired that way (the fabric is
+ * gone: every port with it).
+ */
+export async function labRepair(ctx: LabContext, progress: Progress): Promise<string[] | undefined> {
+  const missing = missingProcesses(ctx);
+  if (missing.includes('fabric')) return undefined;
+  const w = ctx.world;
+  for (const name of missing) {
+    if (name === 'services') await progress.step('restart the VM services', () => w.startServices());
+    else if (name === 'control') await progress.step('restart the control plane (its driver re-adopts the replicas)', () => w.startControlPlane());
+    else {
+      const [tenant, role] = [name.slice(0, name.lastIndexOf('-')), name.slice(name.lastIndexOf('-') + 1) as 'sp' | 'ta'];
+      const since = Date.now();
+      await progress.step(`restart appliance ${name} (from its state: still paired)`, async () => {
+        const t = w.tenant(tenant);
+        await w.restartAppliance(t, role);
+        await waitHandshakeSince(w, t, since);
+      });
+    }
+  }
+  return missing;
 }
 
 // ---- up --------------------------------------------------------------------------
@@ -136,12 +164,18 @@ export async function labUp(opts: UpOptions): Promise<{ ctx: LabContext; reused:
   const out = opts.out ?? process.stdout;
   labPlan(opts.prefix, opts.tenants); // validates the size before anything is touched
   const existing = openLab(opts.prefix, opts.stateDir, out);
-  if (existing && existing.world.plan.tenants.length === opts.tenants && labHealthy(existing)) {
-    out.write(`The lab is already up (${opts.tenants} tenants); nothing to do.\n`);
-    return { ctx: existing, reused: true, seconds: 0 };
-  }
   const progress = new Progress(out);
   const t0 = Date.now();
+  if (existing && existing.world.plan.tenants.length === opts.tenants && readLabState(opts.stateDir)?.ready === true) {
+    if (missingProcesses(existing).length === 0) {
+      out.write(`The lab is already up (${opts.tenants} tenants); nothing to do.\n`);
+      return { ctx: existing, reused: true, seconds: 0 };
+    }
+    out.write(`The lab is up but ${missingProcesses(existing).join(', ')} stopped: restarting\n`);
+    const repaired = await labRepair(existing, progress);
+    if (repaired !== undefined) return { ctx: existing, reused: true, seconds: Math.round((Date.now() - t0) / 100) / 10 };
+    out.write('The lab\'s switch fabric is gone: building the lab afresh\n');
+  }
   out.write(`Building the nea lab: ${opts.tenants} tenant${opts.tenants === 1 ? '' : 's'} (namespaces ${opts.prefix}-*, state in ${opts.stateDir})\n`);
   if (existing || new LabWorld({ prefix: opts.prefix, stateDir: opts.stateDir, tenants: 1 }).namespaces().length > 0 || existsSync(opts.stateDir)) {
     await progress.step('remove what an earlier lab left', () => teardown(opts.prefix, opts.stateDir));

@@ -264,7 +264,8 @@ export class LabWorld {
     ];
   }
 
-  private async startServices(): Promise<void> {
+  /** Starts the VM services process (idempotent: a running one is kept). */
+  async startServices(): Promise<void> {
     const config = join(this.stateDir, 'services.json');
     const status = join(this.stateDir, 'services-status.json');
     writeFileSync(config, JSON.stringify(this.identities(), null, 2) + '\n');
@@ -338,8 +339,7 @@ export class LabWorld {
     };
     writeFileSync(join(dir, 'appliance.json'), JSON.stringify(config, null, 2) + '\n');
     const endpoint = `${t.spExternalAddress}:${TUNNEL_PORT}`;
-    await this.startAppliance(`${t.name}-sp`, t.spNetns, dir, ['--api-listen', `0.0.0.0:${APPLIANCE_API_PORT}`, '--advertise-endpoint', endpoint,
-      '--advertise-api', `https://${t.spExternalAddress}:${APPLIANCE_API_PORT}`]);
+    await this.startAppliance(`${t.name}-sp`, t.spNetns, dir, this.spArgs(t));
     const info = readJson<{ fingerprint: string }>(join(dir, 'api.json'))!;
     const tokenFile = join(dir, 'control-plane.token');
     let token = existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : '';
@@ -348,6 +348,23 @@ export class LabWorld {
       writeFileSync(tokenFile, token + '\n', { mode: 0o600 });
     }
     return { url: `https://${t.spMgmtAddress}:${APPLIANCE_API_PORT}`, fingerprint: info.fingerprint, token, endpoint };
+  }
+
+  private spArgs(t: TenantPlan): string[] {
+    return ['--api-listen', `0.0.0.0:${APPLIANCE_API_PORT}`, '--advertise-endpoint', `${t.spExternalAddress}:${TUNNEL_PORT}`,
+      '--advertise-api', `https://${t.spExternalAddress}:${APPLIANCE_API_PORT}`];
+  }
+
+  /**
+   * Starts an appliance that stopped (a crash, a kill) again, from its
+   * config and state dir as they are: it comes back as it was, paired.
+   */
+  async restartAppliance(t: TenantPlan, role: 'sp' | 'ta'): Promise<void> {
+    const dir = this.applianceDir(t, role);
+    if (!existsSync(join(dir, 'appliance.json'))) throw new Error(`appliance ${t.name}-${role} was never started`);
+    await (role === 'sp'
+      ? this.startAppliance(`${t.name}-sp`, t.spNetns, dir, this.spArgs(t))
+      : this.startAppliance(`${t.name}-ta`, t.taNetns, dir, ['--api-listen', `127.0.0.1:${APPLIANCE_API_PORT}`]));
   }
 
   /** Starts tenant `t`'s appliance with one segment per production network (ids from the control plane). */
