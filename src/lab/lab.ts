@@ -13,7 +13,7 @@
  * production VMs it failed, which sites it took down), so that `nea lab
  * test` knows what each reachability check should find.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JobView, ReplicaState, Subscription, TenantFailoverState, TenantView } from '../protocol/control-api.js';
 import { writeFileAtomic } from '../shared/atomic-file.js';
@@ -514,13 +514,36 @@ export async function followJob(ctx: LabContext, job: JobView, timeoutMs = 180_0
   return j;
 }
 
+/**
+ * Read-modify-write of one tenant's production record in lab.json, under
+ * an exclusive lock file (two `nea lab failover` commands for two tenants
+ * may run at once). A lock older than 10 s is a crashed writer's: taken over.
+ */
 function updateProduction(ctx: LabContext, tenant: string, fn: (p: { failedVms: string[]; siteDown: boolean }) => void): void {
-  const s = readLabState(ctx.world.stateDir);
-  if (!s) throw new Error('no lab state: is the lab up (nea lab up)?');
-  const p = s.production[tenant] ?? { failedVms: [], siteDown: false };
-  fn(p);
-  s.production[tenant] = p;
-  writeLabState(ctx.world.stateDir, s);
+  const lock = join(ctx.world.stateDir, 'lab.json.lock');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx'));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let age = 0;
+      try { age = Date.now() - statSync(lock).mtimeMs; } catch { continue; }
+      if (age > 10_000 || Date.now() > deadline) { rmSync(lock, { force: true }); continue; }
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+  try {
+    const s = readLabState(ctx.world.stateDir);
+    if (!s) throw new Error('no lab state: is the lab up (nea lab up)?');
+    const p = s.production[tenant] ?? { failedVms: [], siteDown: false };
+    fn(p);
+    s.production[tenant] = p;
+    writeLabState(ctx.world.stateDir, s);
+  } finally {
+    rmSync(lock, { force: true });
+  }
 }
 
 const jobOk = (j: JobView): boolean => j.state === 'succeeded' || j.state === 'degraded';
