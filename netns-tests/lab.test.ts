@@ -180,6 +180,25 @@ describe('nea lab: up, test, partial and full failover, failback, down', { timeo
     expect(seen(m, 'globex', 'web2 (production)', 'web1')).toBe('globex/web1 production');
   });
 
+  it('a test failover rehearses beside production: replicas in the cloud, cut off; production untouched; failback undoes it', async () => {
+    const r = await lab(['failover', '--tenant', 'acme', '--test']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const acme = (await status()).tenants.find((t) => t.name === 'acme')!;
+    expect(acme.failover).toBe('test');
+    expect(acme.segments.map((n) => n.mode)).toEqual(['gateway', 'gateway']);
+    const { code, m, text } = await matrix();
+    expect(text).toBe('');
+    expect(code).toBe(0);
+    expect(seen(m, 'acme', 'web2 (production)', 'web1')).toBe('acme/web1 production');
+    expect(seen(m, 'acme', 'web2 (cloud)', 'web1')).toBe('acme/web1 cloud');
+    expect(seen(m, 'acme', 'web2 (cloud)', 'db1')).toBeNull();
+    expect(seen(m, 'acme', 'web1 (cloud)', 'internet')).toBeNull();
+    expect((await lab(['failback', '--tenant', 'acme'])).code).toBe(0);
+    const after = (await status()).tenants.find((t) => t.name === 'acme')!;
+    expect([after.failover, ...after.replicas.map((x) => x.state)]).toEqual(['none', 'Normal', 'Normal', 'Normal', 'Normal']);
+    expect((await matrix()).code).toBe(0);
+  });
+
   it('nea lab down removes everything; down again is fine', async () => {
     const procs = new ProcTable(stateDir).list();
     expect(procs.length).toBeGreaterThan(0);

@@ -2,7 +2,7 @@
  * `nea lab ...`: the lab (docs/lab.md). `nea lab fabric` is in fabric.ts.
  */
 import {
-  DEFAULT_TENANTS, formatLabStatus, formatMatrix, LAB_PREFIX, LAB_STATE_DIR, labDown, labFailback, labFailoverFull, labFailoverPartial,
+  DEFAULT_TENANTS, formatLabStatus, formatMatrix, LAB_PREFIX, LAB_STATE_DIR, labDown, labFailback, labFailoverFull, labFailoverPartial, labFailoverTest,
   labMatrix, labStatus, labUp, openLab, type LabContext,
 } from '../lab/lab.js';
 import { MAX_TENANTS } from '../lab/plan.js';
@@ -96,16 +96,18 @@ register({
 
 register({
   path: ['lab', 'failover'],
-  summary: 'fail a tenant over: some VMs (partial, --vm) or the whole site (--full), through the control plane',
-  usage: `nea lab failover --tenant T (--vm V [--vm V ...] | --full) ${LAB_USAGE}`,
+  summary: 'fail a tenant over: some VMs (partial, --vm), the whole site (--full) or a rehearsal beside production (--test), through the control plane',
+  usage: `nea lab failover --tenant T (--vm V [--vm V ...] | --full | --test) ${LAB_USAGE}`,
   async run(args) {
-    const v = parse(args, { tenant: { type: 'string' }, vm: { type: 'string', multiple: true }, full: { type: 'boolean' }, ...LAB_OPTIONS });
+    const v = parse(args, { tenant: { type: 'string' }, vm: { type: 'string', multiple: true }, full: { type: 'boolean' }, test: { type: 'boolean' }, ...LAB_OPTIONS });
     if (typeof v.tenant !== 'string') throw new UsageError('--tenant T is required');
     const vms = (v.vm ?? []) as string[];
-    if ((vms.length > 0) === (v.full === true)) throw new UsageError('give --vm V (partial failover) or --full (full site failover)');
+    if ([vms.length > 0, v.full === true, v.test === true].filter(Boolean).length !== 1) {
+      throw new UsageError('give --vm V (partial failover), --full (full site failover) or --test (test failover: a rehearsal beside production)');
+    }
     requireRoot();
     const ctx = open(v);
-    const job = v.full === true ? await labFailoverFull(ctx, v.tenant) : await labFailoverPartial(ctx, v.tenant, vms);
+    const job = v.full === true ? await labFailoverFull(ctx, v.tenant) : v.test === true ? await labFailoverTest(ctx, v.tenant) : await labFailoverPartial(ctx, v.tenant, vms);
     return job.state === 'succeeded' || job.state === 'degraded' ? 0 : 1;
   },
 });

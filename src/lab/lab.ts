@@ -341,7 +341,8 @@ export function formatLabStatus(s: LabStatusJson): string {
     ['nea lab test', 'reachability matrix: who reaches whom, expected vs seen'],
     [`nea lab failover --tenant ${a} --vm web1`, 'partial failover: web1 fails in production, its replica starts in the cloud'],
     [`nea lab failover --tenant ${b} --full`, 'full site failover: the whole site goes dark, the cloud takes over'],
-    [`nea lab failback --tenant ${a}`, 'back to production'],
+    [`nea lab failover --tenant ${a} --test`, 'test failover: a rehearsal in the cloud, production untouched'],
+    [`nea lab failback --tenant ${a}`, 'back to production (ends a test failover too)'],
     ['nea lab status --json', 'this screen as JSON'],
     ['nea lab down', 'remove everything the lab made'],
   ].map(([c, d]) => `  ${c!.padEnd(44)} ${d!}`));
@@ -350,8 +351,8 @@ export function formatLabStatus(s: LabStatusJson): string {
 
 // ---- test: the reachability matrix ---------------------------------------------------
 
-/** Where a VM runs: its production instance or its replica. */
-type Where = 'production' | 'cloud' | 'nowhere';
+/** Where a VM runs: its production instance, its replica, both (a test failover), or neither. */
+type Where = 'production' | 'cloud' | 'both' | 'nowhere';
 
 export interface MatrixCell {
   from: string;
@@ -399,10 +400,14 @@ export async function labMatrix(ctx: LabContext, timeoutMs = 3000): Promise<Tena
     const v = views[ti]!;
     const prod = st?.production[t.name] ?? { failedVms: [], siteDown: false };
     const where: Record<string, Where> = {};
+    const prodLive = (vm: string): boolean => !prod.siteDown && !prod.failedVms.includes(vm);
+    const cloudLive = (vm: string): boolean => {
+      const r = v.replicas.find((x) => x.name === vm);
+      return r !== undefined && (r.state === 'Failover' || r.state === 'Permanent');
+    };
     for (const vm of t.vms) {
-      const r = v.replicas.find((x) => x.name === vm.name);
-      const inCloud = r !== undefined && (r.state === 'Failover' || r.state === 'Permanent');
-      where[vm.name] = inCloud ? 'cloud' : prod.siteDown || prod.failedVms.includes(vm.name) ? 'nowhere' : 'production';
+      const [pl, cl] = [prodLive(vm.name), cloudLive(vm.name)];
+      where[vm.name] = pl && cl ? 'both' : cl ? 'cloud' : pl ? 'production' : 'nowhere';
     }
     const full = v.failover === 'full';
     const plan = v.failoverPlans.find((f) => f.name === LAB_NAMES.failoverPlan);
@@ -412,24 +417,35 @@ export async function labMatrix(ctx: LabContext, timeoutMs = 3000): Promise<Tena
       pending.push({ t: ti, from, to, check: checks.length, expected });
       checks.push({ ...check, netns: ns, timeoutMs });
     };
-    for (const src of t.vms) {
-      const w = where[src.name]!;
-      if (w === 'nowhere') continue;
-      const ns = w === 'cloud' ? `${p.replicaPrefix}${t.name}-${src.name}` : src.netns;
-      const label = `${src.name} (${w})`;
-      for (const dst of t.vms) {
-        const dw = where[dst.name]!;
-        add(label, ns, dst.name, { kind: 'http', address: dst.address }, dw === 'nowhere' ? null : `${t.name}/${dst.name} ${dw}`);
+    /** Who answers `dst`'s address for a host at `side` on network `net`. */
+    const answerer = (side: 'production' | 'cloud', net: string, dst: (typeof t.vms)[number]): string | null => {
+      const [pl, cl] = [prodLive(dst.name), cloudLive(dst.name)];
+      const who = (site: 'production' | 'cloud'): string => `${t.name}/${dst.name} ${site}`;
+      if (v.failover === 'test') {
+        // The test's cloud segments are cut off from production and not routed between each other.
+        if (side === 'production') return pl ? who('production') : null;
+        return cl && dst.network === net ? who('cloud') : null;
       }
-      const net = v.networks.find((n) => n.name === src.network);
-      const internet = w === 'cloud' && full && net?.internet === true;
-      add(label, ns, INTERNET, { kind: 'http', address: p.internetAddress }, internet ? 'internet' : null);
+      if (side === 'cloud' && full) return cl ? who('cloud') : null;
+      // Production and the extended segments are one network (partial failover, or none).
+      return pl ? who('production') : cl && v.failover === 'partial' ? who('cloud') : null;
+    };
+    for (const src of t.vms) {
+      const sides: ('production' | 'cloud')[] = [...(prodLive(src.name) ? ['production' as const] : []), ...(cloudLive(src.name) ? ['cloud' as const] : [])];
+      for (const side of sides) {
+        const ns = side === 'cloud' ? `${p.replicaPrefix}${t.name}-${src.name}` : src.netns;
+        const label = `${src.name} (${side})`;
+        for (const dst of t.vms) add(label, ns, dst.name, { kind: 'http', address: dst.address }, answerer(side, src.network, dst));
+        const net = v.networks.find((n) => n.name === src.network);
+        const internet = side === 'cloud' && full && net?.internet === true;
+        add(label, ns, INTERNET, { kind: 'http', address: p.internetAddress }, internet ? 'internet' : null);
+      }
     }
     for (const r of rules) {
       const target = where[r.vm];
       const port = r.kind === 'port' ? r.publicPort : 80;
       add(INTERNET, p.internetNetns, `${r.name} ${r.publicAddress}`, { kind: 'http', address: r.publicAddress, port },
-        full && target === 'cloud' ? `${t.name}/${r.vm} cloud` : null);
+        full && (target === 'cloud' || target === 'both') ? `${t.name}/${r.vm} cloud` : null);
     }
     return { tenant: t.name, failover: v.failover, where, columns, rows: [] };
   });
@@ -468,7 +484,7 @@ function agrees(r: CheckResult, expected: string | null): boolean {
 export function formatMatrix(ms: readonly TenantMatrix[]): string {
   const out: string[] = [];
   for (const m of ms) {
-    const cloud = Object.entries(m.where).filter(([, w]) => w === 'cloud').map(([n]) => n);
+    const cloud = Object.entries(m.where).filter(([, w]) => w === 'cloud' || w === 'both').map(([n]) => n);
     out.push(`${m.tenant}: failover ${FAILOVER_TEXT[m.failover]}${cloud.length > 0 ? `; in the cloud: ${cloud.join(', ')}` : ''}`);
     const cell = (c: MatrixCell | undefined): string => {
       if (!c) return '';
@@ -609,6 +625,21 @@ export async function labFailoverFull(ctx: LabContext, tenant: string): Promise<
 }
 
 /**
+ * Test failover of tenant `t` (a disaster rehearsal): production keeps
+ * running untouched; the plan's replicas start in the cloud on their
+ * networks in gateway mode, cut off from production and the internet.
+ * `nea lab failback` ends it (the control plane's undo: replicas off and
+ * reverted).
+ */
+export async function labFailoverTest(ctx: LabContext, tenant: string): Promise<JobView> {
+  ctx.world.tenant(tenant);
+  const view = await ctx.world.controlApi<TenantView>('GET', `/v1/tenants/${tenant}`);
+  if (view.failover !== 'none') throw new Error(`tenant ${tenant} is in a ${view.failover} failover: fail it back first (nea lab failback --tenant ${tenant})`);
+  const job = await ctx.world.controlApi<JobView>('POST', `/v1/tenants/${tenant}/failover`, { kind: 'test', plan: LAB_NAMES.failoverPlan });
+  return followJob(ctx, job);
+}
+
+/**
  * Failback of tenant `t` (the VMs given, or all in failover): the control
  * plane powers the replicas off and isolates their networks; then
  * production comes back (the VMs' NICs, or the whole site with its tenant
@@ -616,7 +647,10 @@ export async function labFailoverFull(ctx: LabContext, tenant: string): Promise<
  */
 export async function labFailback(ctx: LabContext, tenant: string, vms?: readonly string[]): Promise<JobView> {
   const t = ctx.world.tenant(tenant);
-  const job = await ctx.world.controlApi<JobView>('POST', `/v1/tenants/${tenant}/failback`, vms && vms.length > 0 ? { vms } : {});
+  const before = await ctx.world.controlApi<TenantView>('GET', `/v1/tenants/${tenant}`);
+  // A test failover is ended by undoing it (replicas reverted: the rehearsal leaves nothing behind).
+  const op = before.failover === 'test' ? 'undo-failover' : 'failback';
+  const job = await ctx.world.controlApi<JobView>('POST', `/v1/tenants/${tenant}/${op}`, vms && vms.length > 0 ? { vms } : {});
   const end = await followJob(ctx, job);
   if (!jobOk(end)) return end;
   const progress = new Progress(ctx.out);
