@@ -48,7 +48,10 @@ die() { log "FAIL: $*"; exit 1; }
 
 bash image/build
 T_BUILD=$(( $(date +%s) - T0 ))
-[ "$UEFI" = 0 ] || { dpkg-query -W ovmf >/dev/null 2>&1 || apt-get install -y -q --no-install-recommends ovmf >/dev/null; }
+if [ "$UEFI" = 1 ] && ! dpkg-query -W -f='${Status}' ovmf 2>/dev/null | grep -q 'install ok installed'; then
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ovmf >/dev/null
+fi
 
 W=$(mktemp -d /tmp/nea-image-test.XXXXXX)
 QEMU_PID=
