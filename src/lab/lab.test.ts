@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatLabStatus, formatMatrix, type LabStatusJson, type TenantMatrix } from './lab.js';
+import { formatLabStatus, formatMatrix, plannedChecks, type LabStatusJson, type TenantFacts, type TenantMatrix } from './lab.js';
+import { labPlan } from './plan.js';
 
 const status: LabStatusJson = {
   prefix: 'nlab', controlPlane: { url: 'https://192.0.2.2:9443', namespace: 'nlab-control' },
@@ -44,5 +45,48 @@ describe('reachability matrix', () => {
     expect(text).toMatch(/web1 \(cloud\) +✓ cloud +✓ as 198\.51\.100\.3/);
     expect(text).toMatch(/internet +✗ want acme\/web1 cloud, saw globex\/web1 cloud/);
     expect(text).toMatch(/3 checks: 2 as expected, 1 not/);
+  });
+});
+
+describe('what the matrix expects', () => {
+  const p = labPlan('nlab', 1);
+  const t = p.tenants[0]!;
+  const facts = (failover: TenantFacts['failover'], out: string[]): TenantFacts => ({
+    failover,
+    replicas: t.vms.map((vm) => ({ name: vm.name, network: vm.network, address: vm.cidr, mac: vm.mac, state: out.includes(vm.name) ? 'Failover' as const : 'Normal' as const })),
+    networks: t.networks.map((n) => ({ name: n.name, subnet: n.subnet, gateway: n.gateway, vlan: n.internet ? 100 : 200, host: 'cloud1', internet: n.internet, mode: 'isolated' as const })),
+    failoverPlans: [{ name: 'site', vms: t.vms.map((vm) => ({ vm: vm.name, delaySeconds: 0 })), routeBetweenNetworks: true, publicRules: [
+      { name: 'web', kind: 'port', publicAddress: '198.51.100.129', protocol: 'tcp', publicPort: 80, vm: 'web1', targetPort: 80 },
+      { name: 'db', kind: 'address', publicAddress: '198.51.100.130', vm: 'db1' },
+    ] }],
+  });
+  const all = ['web1', 'web2', 'db1', 'db2'];
+  const expect1 = (f: TenantFacts, prod: { failedVms: string[]; siteDown: boolean }, from: string, to: string): string | null | undefined =>
+    plannedChecks(p, t, f, prod).checks.find((c) => c.from === from && c.to === to)?.expected;
+
+  it.each([
+    // failover, in the cloud, production failed / site down, from, to, expected (undefined: no such row)
+    ['none', [], [], false, 'web1 (production)', 'db2', 'acme/db2 production'],
+    ['none', [], [], false, 'web1 (production)', 'internet', null],
+    ['none', [], [], false, 'internet', 'web 198.51.100.129', null],
+    ['partial', ['web1'], ['web1'], false, 'web2 (production)', 'web1', 'acme/web1 cloud'],
+    ['partial', ['web1'], ['web1'], false, 'web1 (cloud)', 'db1', 'acme/db1 production'],
+    ['partial', ['web1'], ['web1'], false, 'web1 (production)', 'web2', undefined],
+    ['partial', ['web1'], ['web1'], false, 'web1 (cloud)', 'internet', null],
+    ['full', all, [], true, 'db1 (cloud)', 'web2', 'acme/web2 cloud'],
+    ['full', all, [], true, 'web2 (cloud)', 'internet', 'internet'],
+    ['full', all, [], true, 'db2 (cloud)', 'internet', null],
+    ['full', all, [], true, 'internet', 'db 198.51.100.130', 'acme/db1 cloud'],
+    ['test', all, [], false, 'web2 (production)', 'web1', 'acme/web1 production'],
+    ['test', all, [], false, 'web2 (cloud)', 'web1', 'acme/web1 cloud'],
+    ['test', all, [], false, 'web2 (cloud)', 'db1', null],
+    ['test', all, [], false, 'internet', 'web 198.51.100.129', null],
+  ] as const)('%s failover (cloud: %j, failed: %j, site down: %s): %s → %s expects %s', (failover, out, failed, siteDown, from, to, want) => {
+    expect(expect1(facts(failover, [...out]), { failedVms: [...failed], siteDown }, from, to)).toBe(want);
+  });
+
+  it('checks from the replica\'s namespace when the VM runs in the cloud', () => {
+    const c = plannedChecks(p, t, facts('partial', ['web1']), { failedVms: ['web1'], siteDown: false }).checks.find((x) => x.from === 'web1 (cloud)');
+    expect(c?.check.netns).toBe('nlab-r-acme-web1');
   });
 });

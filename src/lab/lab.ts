@@ -17,7 +17,7 @@ import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync } from 
 import { join } from 'node:path';
 import type { JobView, ReplicaState, Subscription, TenantFailoverState, TenantView } from '../protocol/control-api.js';
 import { writeFileAtomic } from '../shared/atomic-file.js';
-import { labPlan, type TenantPlan } from './plan.js';
+import { labPlan, type LabPlan, type TenantPlan } from './plan.js';
 import { Progress, type ProgressSink } from './progress.js';
 import type { Check, CheckResult } from './probe.js';
 import { isRunning } from './procs.js';
@@ -352,7 +352,7 @@ export function formatLabStatus(s: LabStatusJson): string {
 // ---- test: the reachability matrix ---------------------------------------------------
 
 /** Where a VM runs: its production instance, its replica, both (a test failover), or neither. */
-type Where = 'production' | 'cloud' | 'both' | 'nowhere';
+export type Where = 'production' | 'cloud' | 'both' | 'nowhere';
 
 export interface MatrixCell {
   from: string;
@@ -374,6 +374,73 @@ export interface TenantMatrix {
 
 const INTERNET = 'internet';
 
+/** One planned check of the matrix: from which row to which column, how, and who should answer. */
+export interface PlannedCheck {
+  from: string;
+  to: string;
+  check: Omit<Check, 'timeoutMs'>;
+  /** `tenant/vm site`, `internet`, or null: nobody should answer. */
+  expected: string | null;
+}
+
+/** What of a tenant the matrix needs from the control plane. */
+export type TenantFacts = Pick<TenantView, 'failover' | 'replicas' | 'networks' | 'failoverPlans'>;
+
+/**
+ * The checks of one tenant's matrix and what each should find (pure): see
+ * {@link labMatrix} for the rules. `prod` is what the lab did to production.
+ */
+export function plannedChecks(p: LabPlan, t: TenantPlan, v: TenantFacts, prod: { failedVms: string[]; siteDown: boolean }): { where: Record<string, Where>; columns: string[]; checks: PlannedCheck[] } {
+  const where: Record<string, Where> = {};
+  const prodLive = (vm: string): boolean => !prod.siteDown && !prod.failedVms.includes(vm);
+  const cloudLive = (vm: string): boolean => {
+    const r = v.replicas.find((x) => x.name === vm);
+    return r !== undefined && (r.state === 'Failover' || r.state === 'Permanent');
+  };
+  for (const vm of t.vms) {
+    const [pl, cl] = [prodLive(vm.name), cloudLive(vm.name)];
+    where[vm.name] = pl && cl ? 'both' : cl ? 'cloud' : pl ? 'production' : 'nowhere';
+  }
+  const full = v.failover === 'full';
+  const plan = v.failoverPlans.find((f) => f.name === LAB_NAMES.failoverPlan);
+  const rules = plan?.publicRules ?? [];
+  const columns = [...t.vms.map((vm) => vm.name), INTERNET, ...rules.map((r) => `${r.name} ${r.publicAddress}`)];
+  const checks: PlannedCheck[] = [];
+  /** Who answers `dst`'s address for a host at `side` on network `net`. */
+  const answerer = (side: 'production' | 'cloud', net: string, dst: TenantPlan['vms'][number]): string | null => {
+    const [pl, cl] = [prodLive(dst.name), cloudLive(dst.name)];
+    const who = (site: 'production' | 'cloud'): string => `${t.name}/${dst.name} ${site}`;
+    if (v.failover === 'test') {
+      // The test's cloud segments are cut off from production and not routed between each other.
+      if (side === 'production') return pl ? who('production') : null;
+      return cl && dst.network === net ? who('cloud') : null;
+    }
+    if (side === 'cloud' && full) return cl ? who('cloud') : null;
+    // Production and the extended segments are one network (partial failover, or none).
+    return pl ? who('production') : cl && v.failover === 'partial' ? who('cloud') : null;
+  };
+  for (const src of t.vms) {
+    const sides: ('production' | 'cloud')[] = [...(prodLive(src.name) ? ['production' as const] : []), ...(cloudLive(src.name) ? ['cloud' as const] : [])];
+    for (const side of sides) {
+      const netns = side === 'cloud' ? `${p.replicaPrefix}${t.name}-${src.name}` : src.netns;
+      const from = `${src.name} (${side})`;
+      for (const dst of t.vms) checks.push({ from, to: dst.name, check: { netns, kind: 'http', address: dst.address }, expected: answerer(side, src.network, dst) });
+      const net = v.networks.find((n) => n.name === src.network);
+      const internet = side === 'cloud' && full && net?.internet === true;
+      checks.push({ from, to: INTERNET, check: { netns, kind: 'http', address: p.internetAddress }, expected: internet ? 'internet' : null });
+    }
+  }
+  for (const r of rules) {
+    const target = where[r.vm];
+    checks.push({
+      from: INTERNET, to: `${r.name} ${r.publicAddress}`,
+      check: { netns: p.internetNetns, kind: 'http', address: r.publicAddress, port: r.kind === 'port' ? r.publicPort : 80 },
+      expected: full && (target === 'cloud' || target === 'both') ? `${t.name}/${r.vm} cloud` : null,
+    });
+  }
+  return { where, columns, checks };
+}
+
 /**
  * The reachability checks for the lab as it is now, with what each should
  * find (the lab's production state, the control plane's replica states
@@ -383,6 +450,8 @@ const INTERNET = 'internet';
  *   instance (production or cloud): on the production site, across the
  *   tunnel in a partial failover, in the cloud (routed between the
  *   networks) in a full one; never a VM of another tenant;
+ * - in a test failover both instances of the plan's VMs run: production
+ *   as before; each replica reaches the replicas of its own network only;
  * - a VM reaches the internet host only from the cloud in a full failover
  *   and on a network with internet; the internet host sees it from its SP
  *   appliance's address (SNAT);
@@ -398,56 +467,12 @@ export async function labMatrix(ctx: LabContext, timeoutMs = 3000): Promise<Tena
   const pending: { t: number; from: string; to: string; check: number; expected: string | null }[] = [];
   const matrices: TenantMatrix[] = p.tenants.map((t, ti) => {
     const v = views[ti]!;
-    const prod = st?.production[t.name] ?? { failedVms: [], siteDown: false };
-    const where: Record<string, Where> = {};
-    const prodLive = (vm: string): boolean => !prod.siteDown && !prod.failedVms.includes(vm);
-    const cloudLive = (vm: string): boolean => {
-      const r = v.replicas.find((x) => x.name === vm);
-      return r !== undefined && (r.state === 'Failover' || r.state === 'Permanent');
-    };
-    for (const vm of t.vms) {
-      const [pl, cl] = [prodLive(vm.name), cloudLive(vm.name)];
-      where[vm.name] = pl && cl ? 'both' : cl ? 'cloud' : pl ? 'production' : 'nowhere';
+    const planned = plannedChecks(p, t, v, st?.production[t.name] ?? { failedVms: [], siteDown: false });
+    for (const c of planned.checks) {
+      pending.push({ t: ti, from: c.from, to: c.to, check: checks.length, expected: c.expected });
+      checks.push({ ...c.check, timeoutMs });
     }
-    const full = v.failover === 'full';
-    const plan = v.failoverPlans.find((f) => f.name === LAB_NAMES.failoverPlan);
-    const rules = plan?.publicRules ?? [];
-    const columns = [...t.vms.map((vm) => vm.name), INTERNET, ...rules.map((r) => `${r.name} ${r.publicAddress}`)];
-    const add = (from: string, ns: string, to: string, check: Omit<Check, 'netns' | 'timeoutMs'>, expected: string | null): void => {
-      pending.push({ t: ti, from, to, check: checks.length, expected });
-      checks.push({ ...check, netns: ns, timeoutMs });
-    };
-    /** Who answers `dst`'s address for a host at `side` on network `net`. */
-    const answerer = (side: 'production' | 'cloud', net: string, dst: (typeof t.vms)[number]): string | null => {
-      const [pl, cl] = [prodLive(dst.name), cloudLive(dst.name)];
-      const who = (site: 'production' | 'cloud'): string => `${t.name}/${dst.name} ${site}`;
-      if (v.failover === 'test') {
-        // The test's cloud segments are cut off from production and not routed between each other.
-        if (side === 'production') return pl ? who('production') : null;
-        return cl && dst.network === net ? who('cloud') : null;
-      }
-      if (side === 'cloud' && full) return cl ? who('cloud') : null;
-      // Production and the extended segments are one network (partial failover, or none).
-      return pl ? who('production') : cl && v.failover === 'partial' ? who('cloud') : null;
-    };
-    for (const src of t.vms) {
-      const sides: ('production' | 'cloud')[] = [...(prodLive(src.name) ? ['production' as const] : []), ...(cloudLive(src.name) ? ['cloud' as const] : [])];
-      for (const side of sides) {
-        const ns = side === 'cloud' ? `${p.replicaPrefix}${t.name}-${src.name}` : src.netns;
-        const label = `${src.name} (${side})`;
-        for (const dst of t.vms) add(label, ns, dst.name, { kind: 'http', address: dst.address }, answerer(side, src.network, dst));
-        const net = v.networks.find((n) => n.name === src.network);
-        const internet = side === 'cloud' && full && net?.internet === true;
-        add(label, ns, INTERNET, { kind: 'http', address: p.internetAddress }, internet ? 'internet' : null);
-      }
-    }
-    for (const r of rules) {
-      const target = where[r.vm];
-      const port = r.kind === 'port' ? r.publicPort : 80;
-      add(INTERNET, p.internetNetns, `${r.name} ${r.publicAddress}`, { kind: 'http', address: r.publicAddress, port },
-        full && (target === 'cloud' || target === 'both') ? `${t.name}/${r.vm} cloud` : null);
-    }
-    return { tenant: t.name, failover: v.failover, where, columns, rows: [] };
+    return { tenant: t.name, failover: v.failover, where: planned.where, columns: planned.columns, rows: [] };
   });
   const results: CheckResult[] = await world.probe(checks);
   // A network that just changed (a failover a moment ago) may still be learning: checks that did not find
