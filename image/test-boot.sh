@@ -96,7 +96,7 @@ EOF
 bash image/make-config-drive "$W/cfg" "$W/cfg.iso" >/dev/null
 cp "$W/cfg/settings.json" "$W/bad/"
 sed 's/"id": 20/"id": 5000/' "$W/cfg/appliance.json" > "$W/bad/appliance.json"
-if NEA_DIR=$REPO node appliance/rootfs/usr/lib/nea-os/nea-config.mjs check "$W/bad" > "$W/bad.out"; then
+if NEA_DIR=$REPO node appliance/rootfs/usr/lib/nea-os/nea-config.js check "$W/bad" > "$W/bad.out"; then
   die "an invalid appliance.json was accepted"
 fi
 grep -q 'appliance.json: segments\[1\].id: must be an integer from 1 to 4094' "$W/bad.out" || die "unexpected message: $(cat "$W/bad.out")"

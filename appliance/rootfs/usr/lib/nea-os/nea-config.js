@@ -19,7 +19,7 @@
  * A bad config is refused with a message naming the file and field, on the
  * console and in the journal; the unit fails and nea.service does not start.
  *
- * `nea-config.mjs check DIR` validates DIR/appliance.json and
+ * `nea-config.js check DIR` validates DIR/appliance.json and
  * DIR/settings.json and changes nothing (image/make-config-drive runs it).
  */
 import { execFileSync } from 'node:child_process';
@@ -412,7 +412,7 @@ async function boot() {
 async function main(argv) {
   if (argv[0] === 'check') {
     if (argv.length !== 2) {
-      process.stderr.write('usage: nea-config.mjs check DIR\n');
+      process.stderr.write('usage: nea-config.js check DIR\n');
       return 2;
     }
     try {
@@ -426,7 +426,7 @@ async function main(argv) {
     }
   }
   if (argv.length > 0) {
-    process.stderr.write('usage: nea-config.mjs [check DIR]\n');
+    process.stderr.write('usage: nea-config.js [check DIR]\n');
     return 2;
   }
   try {
