@@ -16,8 +16,9 @@
 #    certificate fingerprint the appliance printed on its console; over SSH
 #    (enabled by the config drive): nea runs as the user nea with
 #    CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE only, it turned
-#    forwarding on for its gateway segment, its nftables table is loaded, no
-#    unit failed, the serial console has no login, the root file system grew
+#    forwarding on for its gateway segment, its nftables table is loaded, the
+#    second NIC was named by its MAC and is in its segment's bridge, no unit
+#    failed, the serial console has no login, the root file system grew
 #    to the disk;
 #  - boot 2, a reboot with the config drive ejected: the configuration of
 #    boot 1 is used; the same tunnel key, API certificate and SSH host key
@@ -72,6 +73,8 @@ log "package list: $(wc -l < "$OUT/packages.txt") packages, the same as a fresh 
 
 # --- config drives ----------------------------------------------------------------
 ssh-keygen -q -t ed25519 -N '' -C nea-boot-test -f "$W/id"
+# The second NIC is named by its MAC (settings.json interfaces) and backs segment 10.
+SEG_MAC=52:54:00:4e:45:41
 mkdir -p "$W/cfg" "$W/bad"
 cat > "$W/cfg/appliance.json" <<'EOF'
 {
@@ -79,7 +82,7 @@ cat > "$W/cfg/appliance.json" <<'EOF'
   "name": "boot-test",
   "tunnel": { "listenPort": 51820, "peers": [] },
   "segments": [
-    { "id": 10, "name": "web", "backing": { "kind": "access", "interface": "eth1" },
+    { "id": 10, "name": "web", "backing": { "kind": "access", "interface": "seg0" },
       "mode": "gateway", "gateway": { "ipv4": "10.1.0.1/24" } },
     { "id": 20, "name": "db" }
   ]
@@ -89,6 +92,7 @@ cat > "$W/cfg/settings.json" <<EOF
 {
   "hostname": "nea-boot-test",
   "management": { "interface": "eth0", "dhcp": true },
+  "interfaces": { "seg0": "$SEG_MAC" },
   "nea": { "apiListen": "0.0.0.0:8443" },
   "ssh": { "authorizedKeys": ["$(cat "$W/id.pub")"] }
 }
@@ -128,7 +132,7 @@ start_vm() {
     -drive "id=cd,file=$1,media=cdrom,readonly=on" \
     -netdev "user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:$API_PORT-:8443,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22" \
     -device virtio-net-pci,netdev=mgmt \
-    -netdev user,id=seg,restrict=on -device virtio-net-pci,netdev=seg \
+    -netdev user,id=seg,restrict=on -device "virtio-net-pci,netdev=seg,mac=$SEG_MAC" \
     > "$W/qemu.out" 2>&1 &
   QEMU_PID=$!
   BOOT_T0=$(date +%s.%N)
@@ -228,6 +232,7 @@ echo "root_mb=$(df -m --output=size / | tail -1 | tr -d " ")"
 echo "keyhash=$(sha256sum < /var/lib/nea/private.key | cut -c1-64)"
 echo "keymode=$(stat -c %a:%U /var/lib/nea/private.key)"
 echo "api_fp=$(sed -n "s/.*\"fingerprint\": *\"\([0-9a-f]*\)\".*/\1/p" /var/lib/nea/api.json)"
+echo "seg0=$(cat /sys/class/net/seg0/address 2>/dev/null):$(basename "$(readlink /sys/class/net/seg0/master 2>/dev/null)")"
 echo "hostname=$(hostname)"
 echo "node=$(node --version)"
 echo "boot=$(systemd-analyze 2>/dev/null | head -1)"
@@ -247,6 +252,7 @@ val nft "$W/vm1.txt" | grep -q 'table inet nea_boot_test' || die "nea's nftables
 [ "$(val serial_getty "$W/vm1.txt")" != active ] || die "the serial console offers a login"
 [ -z "$(val failed "$W/vm1.txt" | tr -d ' ')" ] || die "failed units: $(val failed "$W/vm1.txt")"
 [ "$(val root_mb "$W/vm1.txt")" -gt 1500 ] || die "the root file system did not grow to the 2 GB disk"
+[ "$(val seg0 "$W/vm1.txt")" = "$SEG_MAC:nea-br10" ] || die "the NIC $SEG_MAC is not seg0 in segment 10's bridge"
 [ "$(val keymode "$W/vm1.txt")" = 600:nea ] || die "private.key is not 0600 nea"
 [ "$(val api_fp "$W/vm1.txt")" = "$FP1" ] || die "api.json's fingerprint differs from the console's"
 KEY1=$(val keyhash "$W/vm1.txt")
