@@ -307,10 +307,14 @@ export class LabWorld {
       this.procs.start('control', [this.node, NEA_BIN, 'control', 'run', '--db', this.controlDb, '--listen', `${p.controlAddress}:${p.controlPort}`,
         '--driver', 'netns', '--driver-config', this.driverConfigFile], { netns: p.controlNetns });
     }
-    return waitFor('the control plane', () => {
+    // The client file survives a restart (its token is stable), so wait for the API itself to answer.
+    return waitFor('the control plane', async () => {
       const rec = this.procs.get('control');
       if (rec && !isRunning(rec)) throw new Hopeless(`the control plane exited: ${this.procs.tail('control')}`);
-      return this.controlClient();
+      const client = this.controlClient();
+      if (!client) return undefined;
+      await inNetns(p.controlNetns, () => apiRequest(client, 'GET', '/v1/health'));
+      return client;
     }, 30_000);
   }
 
