@@ -28,6 +28,8 @@ export function inNetns<T>(ns: string, fn: () => Promise<T>): Promise<T> {
     let p: Promise<T>;
     try {
       p = fn();
+      // A connection refused fails before the caller awaits p: mark it handled here (the caller still sees it).
+      p.catch(() => undefined);
       await new Promise((r) => setImmediate(r));
     } finally {
       addon.leaveNetns(prev);
