@@ -15,7 +15,7 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { JobView, ReplicaState, Subscription, TenantFailoverState, TenantView } from '../protocol/control-api.js';
+import type { FailoverRequest, JobView, ReplicaState, Subscription, TenantFailoverState, TenantView } from '../protocol/control-api.js';
 import { writeFileAtomic } from '../shared/atomic-file.js';
 import { labPlan, type LabPlan, type TenantPlan } from './plan.js';
 import { Progress, type ProgressSink } from './progress.js';
@@ -590,6 +590,24 @@ function updateProduction(ctx: LabContext, tenant: string, fn: (p: { failedVms: 
 const jobOk = (j: JobView): boolean => j.state === 'succeeded' || j.state === 'degraded';
 
 /**
+ * Asks the control plane for a failover and follows its job; when the
+ * request is refused or the job does not succeed, `restore` brings
+ * production back as the lab had it.
+ */
+async function failoverOrRestore(ctx: LabContext, tenant: string, request: FailoverRequest, restore: () => Promise<void>): Promise<JobView> {
+  let job: JobView;
+  try {
+    job = await ctx.world.controlApi<JobView>('POST', `/v1/tenants/${tenant}/failover`, request);
+  } catch (e) {
+    await restore();
+    throw e;
+  }
+  const end = await followJob(ctx, job);
+  if (!jobOk(end)) await restore();
+  return end;
+}
+
+/**
  * Partial failover of `vms` of tenant `t`: each production VM fails (its
  * NIC goes down), then the control plane fails it over. If the job does
  * not succeed, the production VMs come back.
@@ -612,16 +630,7 @@ export async function labFailoverPartial(ctx: LabContext, tenant: string, vms: r
     });
     updateProduction(ctx, tenant, (p) => { p.failedVms = p.failedVms.filter((v) => !vms.includes(v)); });
   };
-  let job: JobView;
-  try {
-    job = await ctx.world.controlApi<JobView>('POST', `/v1/tenants/${tenant}/failover`, { kind: 'partial', vms });
-  } catch (e) {
-    await restore();
-    throw e;
-  }
-  const end = await followJob(ctx, job);
-  if (!jobOk(end)) await restore();
-  return end;
+  return failoverOrRestore(ctx, tenant, { kind: 'partial', vms: [...vms] }, restore);
 }
 
 /** Full site failover of tenant `t`: its production site goes dark, then the control plane fails over by the lab's plan. */
@@ -637,16 +646,7 @@ export async function labFailoverFull(ctx: LabContext, tenant: string): Promise<
     await progress.step('production: the site comes back (the failover did not happen)', () => ctx.world.startSite(t, failed));
     updateProduction(ctx, tenant, (p) => { p.siteDown = false; });
   };
-  let job: JobView;
-  try {
-    job = await ctx.world.controlApi<JobView>('POST', `/v1/tenants/${tenant}/failover`, { kind: 'full', plan: LAB_NAMES.failoverPlan });
-  } catch (e) {
-    await restore();
-    throw e;
-  }
-  const end = await followJob(ctx, job);
-  if (!jobOk(end)) await restore();
-  return end;
+  return failoverOrRestore(ctx, tenant, { kind: 'full', plan: LAB_NAMES.failoverPlan }, restore);
 }
 
 /**
