@@ -202,7 +202,7 @@ export class ControlPlane {
       const active = this.jobs.active(tenant);
       if (active) throw new NeaError('CONTROL_BUSY', `tenant ${tenant}: ${active.kind} (job ${active.id}) is still ${active.state}; one operation at a time (nea control job show ${active.id})`);
       const p = plan();
-      if (p.steps.length > 0 && !this.records.applianceOrUndefined(tenant)) this.records.appliance(tenant);
+      if (p.steps.length > 0) this.records.appliance(tenant); // throws CONTROL_NO_APPLIANCE: nothing to drive
       const j: Job = this.jobs.insert(tenant, p.kind, request, p.steps, actor.name);
       if (p.steps.length === 0) {
         j.state = 'succeeded';
