@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Conntrack, IPPROTO } from '../src/netconfig/conntrack.js';
-import { Topology, type Netns } from './harness.js';
+import { Topology, waitFor, type Netns } from './harness.js';
 import { conntrackLines } from './gateway-kit.js';
 
 describe('ctnetlink client', () => {
@@ -46,7 +46,11 @@ describe('ctnetlink client', () => {
 
   it('deletes exactly the matching entries: by port, by family, ICMP by its tuple', async () => {
     expect(await ct.deleteMatching([{ protocol: IPPROTO.udp, original: { dstPort: 5001 } }])).toBe(1);
-    let proc = await conntrackLines(ns);
+    // The kernel may list an entry a moment longer while it dies: the listing must drop it within a second.
+    let proc = await waitFor('the deleted entry gone from the kernel\'s listing', async () => {
+      const lines = await conntrackLines(ns);
+      return lines.some((l) => l.includes('dport=5001')) ? undefined : lines;
+    }, { timeoutMs: 1000 });
     expect(proc.some((l) => l.includes('dport=5001'))).toBe(false);
     expect(proc.some((l) => l.includes('dport=5002'))).toBe(true);
     expect(await ct.deleteMatching([{ family: 6 }])).toBe(1);
