@@ -14,6 +14,7 @@ import { rsaKeyPair, x25519KeyPair } from './keys.js';
 import type { Layer } from './metrics.js';
 import type { Proc, ProcessTable } from './procs.js';
 import { LINKS, WAN_ADDR, WAN_PREFIX, WG_SOCKET_DIR, addVxlan, type Topology } from './topology.js';
+import { APPLIANCE_NODE_OPTIONS } from '../shared/node-options.js';
 
 export interface SystemContext {
   topo: Topology;
@@ -199,11 +200,12 @@ const wireguardGo: BenchSystem = {
 const NEA_BIN = fileURLToPath(new URL('../cli/nea.js', import.meta.url));
 
 /**
- * Extra Node options for the appliances, from NEA_BENCH_NODE_ARGS (split on
- * spaces), for profiling: `NEA_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'`.
+ * Node options of the appliances: the image's (APPLIANCE_NODE_OPTIONS), then
+ * extra ones from NEA_BENCH_NODE_ARGS (split on spaces), for profiling:
+ * `NEA_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'`.
  */
 export function neaNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
-  return (env['NEA_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  return [...APPLIANCE_NODE_OPTIONS, ...(env['NEA_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')];
 }
 
 const nea: BenchSystem = {

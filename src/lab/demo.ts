@@ -22,6 +22,7 @@ import { Netlink } from '../netconfig/netlink.js';
 import { createNetns, deleteNetns, listNetns, withNetns } from '../netconfig/netns.js';
 import { arpRequest } from '../protocol/ethernet.js';
 import { Progress } from './progress.js';
+import { APPLIANCE_NODE_OPTIONS } from '../shared/node-options.js';
 
 export const DEMO_NETNS = 'nea-demo';
 const VM_TAP = 'vm0';
@@ -77,7 +78,7 @@ export async function runDemo(out: { write(s: string): void } = process.stdout):
     const configFile = join(stateDir, 'appliance.json');
     writeFileSync(configFile, JSON.stringify(config, null, 2));
     await progress.step('start the appliance process', async () => {
-      const c = spawn(process.execPath, [NEA_BIN, 'appliance', 'run', '--netns', DEMO_NETNS, '--config', configFile, '--state-dir', stateDir],
+      const c = spawn(process.execPath, [...APPLIANCE_NODE_OPTIONS, NEA_BIN, 'appliance', 'run', '--netns', DEMO_NETNS, '--config', configFile, '--state-dir', stateDir],
         { stdio: ['ignore', 'ignore', 'pipe'] });
       child = c;
       let stderr = '';

@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createNetns, deleteNetns, listNetns } from '../netconfig/netns.js';
 import { ApiError, apiRequest, type ApiTarget } from '../shared/api-client.js';
+import { APPLIANCE_NODE_OPTIONS } from '../shared/node-options.js';
 import { fabricRequest } from './fabric/control.js';
 import { inNetns } from './hop.js';
 import type { NetnsDriverConfig } from './netns-driver.js';
@@ -387,7 +388,7 @@ export class LabWorld {
   private async startAppliance(name: string, netns: string, dir: string, extra: string[]): Promise<void> {
     const r = this.procs.get(name);
     if (r && isRunning(r)) return;
-    const rec = this.procs.start(name, [this.node, NEA_BIN, 'appliance', 'run', '--netns', netns, '--config', join(dir, 'appliance.json'), '--state-dir', dir, ...extra]);
+    const rec = this.procs.start(name, [this.node, ...APPLIANCE_NODE_OPTIONS, NEA_BIN, 'appliance', 'run', '--netns', netns, '--config', join(dir, 'appliance.json'), '--state-dir', dir, ...extra]);
     await waitFor(`appliance ${name}`, () => {
       if (!isRunning(rec)) throw new Hopeless(`appliance ${name} exited: ${this.procs.tail(name)}`);
       const s = readJson<{ pid: number }>(join(dir, 'status.json'));
