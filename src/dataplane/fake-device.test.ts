@@ -41,11 +41,13 @@ describe('fake device pair', () => {
     const [a, b] = createFakePair({}, { batchSize: 4 });
     let batches = 0;
     b.onBatch(() => { batches++; });
-    for (let i = 0; i < 4 * (MAX_BATCHES_PER_WAKEUP + 3); i++) a.write(frame(i));
+    for (let i = 0; i < 4 * (2 * MAX_BATCHES_PER_WAKEUP + 1); i++) a.write(frame(i));
     await nextTurn();
     expect(batches).toBe(MAX_BATCHES_PER_WAKEUP);
     await nextTurn();
-    expect(batches).toBe(MAX_BATCHES_PER_WAKEUP + 3);
+    expect(batches).toBe(2 * MAX_BATCHES_PER_WAKEUP);
+    await nextTurn();
+    expect(batches).toBe(2 * MAX_BATCHES_PER_WAKEUP + 1);
     a.close();
     b.close();
   });

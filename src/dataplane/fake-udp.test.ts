@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SystemError } from '../shared/errors.js';
 import { FakeUdpNetwork, randomConditions, type FakeUdpSocket } from './fake-udp.js';
-import { packFrames } from './packet-device.js';
+import { MAX_BATCHES_PER_WAKEUP, packFrames } from './packet-device.js';
 import { SockAddr, UdpDestinations, UdpSendError, type UdpBatch } from './udp.js';
 
 /** Let pending setImmediate deliveries run. */
@@ -93,7 +93,7 @@ describe('FakeUdpNetwork', () => {
       const texts = Array.from({ length: 100 }, (_, i) => `d${i}`);
       const p = pack(texts);
       expect(a.sendBatch(p.buffer, p.offsets, p.lengths, p.count, SockAddr.from(b.local))).toBe(100);
-      await turns();
+      await turns(Math.ceil(100 / 16 / MAX_BATCHES_PER_WAKEUP) + 1);
       expect(rx.texts()).toEqual(texts);
       expect(rx.batchSizes.every((n) => n <= 16)).toBe(true);
       expect(rx.batchSizes.length).toBeLessThan(100);
@@ -214,8 +214,8 @@ describe('FakeUdpNetwork', () => {
       let n = 0;
       b.onBatch(() => { n++; });
       await new Promise((r) => setImmediate(r));
-      expect(n).toBe(8);
-      await turns(3);
+      expect(n).toBe(MAX_BATCHES_PER_WAKEUP);
+      await turns(Math.ceil(20 / MAX_BATCHES_PER_WAKEUP));
       expect(n).toBe(20);
     });
   });

@@ -180,7 +180,7 @@ export const MAX_BATCH_SIZE = 4096;
 export const MIN_SLOT_SIZE = 64;
 export const MAX_SLOT_SIZE = 131_072;
 /** Batches delivered back to back before yielding to the event loop (the addon's constant). */
-export const MAX_BATCHES_PER_WAKEUP = 8;
+export const MAX_BATCHES_PER_WAKEUP = 1;
 /** Longest Linux interface name, in bytes (IFNAMSIZ - 1). */
 export const MAX_IFNAME_LENGTH = 15;
 

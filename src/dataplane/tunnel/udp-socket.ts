@@ -15,8 +15,12 @@ import { EndpointInterner, openUdp, UdpSendError, type UdpBatch, type UdpBatchSo
 import type { Endpoint } from '../wg/endpoint.js';
 import type { DatagramBatch, TunnelSocket } from './socket.js';
 
-/** Datagrams per receive batch. */
-export const TUNNEL_RX_BATCH = 256;
+/**
+ * Datagrams per receive batch. The engine opens a batch, then writes its
+ * frames to the TAP: a batch of 256 held a ping 1–2 ms behind its bulk at
+ * TCP line rate, 64 keeps the same throughput (docs/performance.md, step 8).
+ */
+export const TUNNEL_RX_BATCH = 64;
 /**
  * Receive buffer of the tunnel socket, in bytes (the kernel accounts twice
  * that): room for bursts while the process waits for a core, yet a bound on
