@@ -10,6 +10,7 @@ import { MAX_FRAME_BYTES, MAX_OFFLOAD_BYTES, type FragmentHeader } from '../../p
 
 /** Buffers kept for reuse per size class (frames in progress plus a few being written). */
 const POOL_MAX = 16;
+const EMPTY = new Uint8Array(0);
 
 export interface ReassemblyOptions {
   /** Frames in progress at once; default 64. */
@@ -25,22 +26,36 @@ export interface ReassemblyCounters {
   dropped: number;
 }
 
+/**
+ * A frame in progress. Nothing here is allocated per frame: the records are
+ * reused and kept in a plain array searched linearly (at most `maxPending`),
+ * because under a flood that loses fragments frames wait up to the timeout
+ * and outlive the young generation: a record, a set and a Map's rehashed
+ * tables per frame piled up tens of megabytes of garbage in the old
+ * generation (docs/performance.md, step 6).
+ */
 interface Pending {
-  readonly frame: Uint8Array;
-  readonly started: number;
-  /** Offsets of the chunks received (duplicates ignored). */
-  readonly offsets: Set<number>;
+  key: number;
+  frame: Uint8Array;
+  started: number;
+  /** Offsets of the chunks received (duplicates ignored); a frame has at most a few hundred. */
+  readonly offsets: number[];
   received: number;
 }
 
 export class Reassembler {
-  private readonly pending = new Map<number, Pending>();
+  /** Frames in progress, in no order. */
+  private readonly pending: Pending[] = [];
   private readonly maxPending: number;
   private readonly timeoutMs: number;
   readonly counters: ReassemblyCounters = { completed: 0, dropped: 0 };
   /** Free backing buffers of MAX_FRAME_BYTES and MAX_OFFLOAD_BYTES: frames reuse them (see release). */
   private readonly small: ArrayBuffer[] = [];
   private readonly large: ArrayBuffer[] = [];
+  /** Records of finished frames, for the next ones. */
+  private readonly records: Pending[] = [];
+  /** The last view made over each pooled buffer: frames of one flow have one length, so it serves again. */
+  private readonly views = new WeakMap<ArrayBuffer, Uint8Array>();
 
   constructor(opts: ReassemblyOptions = {}) {
     this.maxPending = opts.maxPending ?? 64;
@@ -49,7 +64,7 @@ export class Reassembler {
 
   /** Frames in progress. */
   get size(): number {
-    return this.pending.size;
+    return this.pending.length;
   }
 
   /**
@@ -63,50 +78,79 @@ export class Reassembler {
   add(h: FragmentHeader, src: Uint8Array, off: number, now: number, limit = MAX_FRAME_BYTES): Uint8Array | undefined {
     this.expire(now);
     const key = (h.segment << 16) | h.frameId;
-    let p = this.pending.get(key);
+    let i = this.indexOf(key);
+    let p = i < 0 ? undefined : this.pending[i];
     if (p && p.frame.length !== h.frameLength) {
       // A different frame reuses the id: the old one is lost.
-      this.pending.delete(key);
+      this.remove(i);
       this.counters.dropped++;
-      this.release(p.frame);
+      this.retire(p);
       p = undefined;
     }
     if (!p) {
       if (h.frameLength > limit) return undefined;
-      if (this.pending.size >= this.maxPending) {
-        const oldest = this.pending.entries().next().value;
-        if (oldest !== undefined) {
-          this.pending.delete(oldest[0]);
-          this.release(oldest[1].frame);
-        }
+      if (this.pending.length >= this.maxPending) {
+        let oldest = 0;
+        for (let j = 1; j < this.pending.length; j++) if (this.pending[j]!.started < this.pending[oldest]!.started) oldest = j;
+        this.retire(this.remove(oldest));
         this.counters.dropped++;
       }
-      p = { frame: this.acquire(h.frameLength), started: now, offsets: new Set(), received: 0 };
-      this.pending.set(key, p);
+      p = this.records.pop() ?? { key: 0, frame: EMPTY, started: 0, offsets: [], received: 0 };
+      p.key = key;
+      p.frame = this.acquire(h.frameLength);
+      p.started = now;
+      p.received = 0;
+      i = this.pending.push(p) - 1;
     }
-    if (p.offsets.has(h.offset)) return undefined;
-    p.offsets.add(h.offset);
+    if (p.offsets.includes(h.offset)) return undefined;
+    p.offsets.push(h.offset);
     p.frame.set(src.subarray(off, off + h.chunkLength), h.offset);
     p.received += h.chunkLength;
     if (p.received < p.frame.length) return undefined;
-    this.pending.delete(key);
+    this.remove(i);
     if (p.received !== p.frame.length) {
       this.counters.dropped++; // overlapping chunks: inconsistent
-      this.release(p.frame);
+      this.retire(p);
       return undefined;
     }
     this.counters.completed++;
-    return p.frame;
+    const frame = p.frame;
+    this.recycle(p);
+    return frame;
   }
 
-  /** Gives up frames older than the timeout. Map order is insertion order, so the oldest come first. */
+  /** A frame given up: its buffer and its record go back for reuse. */
+  private retire(p: Pending): void {
+    this.release(p.frame);
+    this.recycle(p);
+  }
+
+  private recycle(p: Pending): void {
+    p.frame = EMPTY;
+    p.offsets.length = 0;
+    if (this.records.length < this.maxPending) this.records.push(p);
+  }
+
+  /** Gives up frames older than the timeout. */
   expire(now: number): void {
-    for (const [k, p] of this.pending) {
-      if (now - p.started < this.timeoutMs) break;
-      this.pending.delete(k);
+    for (let j = this.pending.length - 1; j >= 0; j--) {
+      if (now - this.pending[j]!.started < this.timeoutMs) continue;
+      this.retire(this.remove(j));
       this.counters.dropped++;
-      this.release(p.frame);
     }
+  }
+
+  private indexOf(key: number): number {
+    for (let j = 0; j < this.pending.length; j++) if (this.pending[j]!.key === key) return j;
+    return -1;
+  }
+
+  /** Takes entry j out (the last one moves into its place). */
+  private remove(j: number): Pending {
+    const p = this.pending[j]!;
+    const last = this.pending.pop()!;
+    if (last !== p) this.pending[j] = last;
+    return p;
   }
 
   /** Hands back a frame returned by {@link add} once it is no longer used: its memory is reused. */
@@ -121,7 +165,11 @@ export class Reassembler {
   private acquire(length: number): Uint8Array {
     const big = length > MAX_FRAME_BYTES;
     const ab = (big ? this.large : this.small).pop() ?? new ArrayBuffer(big ? MAX_OFFLOAD_BYTES : MAX_FRAME_BYTES);
-    const v = new Uint8Array(ab, 0, length);
+    let v = this.views.get(ab);
+    if (v === undefined || v.length !== length) {
+      v = new Uint8Array(ab, 0, length);
+      this.views.set(ab, v);
+    }
     v.fill(0);
     return v;
   }
