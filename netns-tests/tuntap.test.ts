@@ -226,6 +226,59 @@ describe('TAP/TUN devices on a real kernel', () => {
     console.log(`burst: ${total} frames in ${batches} batches (largest ${largest})`);
   });
 
+  it('through a writer thread, a burst of 10,000 frames arrives complete, in order, and is counted', async () => {
+    const total = 10_000;
+    const win = openIn(c, () => openTap('win', { writerThread: true }));
+    const wout = openIn(c, () => openTap('wout'));
+    await c.ip('link', 'set', 'wout', 'txqueuelen', '16384');
+    await enslave(c, 'win', 'br1');
+    await enslave(c, 'wout', 'br1');
+    let received = 0;
+    let inOrder = true;
+    wout.onBatch((batch) => {
+      for (let i = 0; i < batch.count; i++) {
+        const off = batch.offset(i);
+        if (batch.buffer.readUInt16BE(off + 12) !== ETHERTYPE) continue;
+        if (batch.buffer.readUInt32BE(off + 14) !== received) inOrder = false;
+        received++;
+      }
+    });
+    const frames = Array.from({ length: total }, (_, i) => {
+      const f = etherFrame(UNKNOWN_MAC, TAP_MAC, '');
+      f.writeUInt32BE(i, 14);
+      return f;
+    });
+    const p = packFrames(frames);
+    // The writes return as soon as the frames are in the ring (4 MiB: all of them fit).
+    let written = 0;
+    for (let s = 0; s < total; s += 1000) written += win.writeBatch(p.buffer, p.offsets.subarray(s, s + 1000), p.lengths.subarray(s, s + 1000), 1000);
+    expect(written).toBe(total);
+    p.buffer.fill(0); // the ring holds copies: the caller's buffer is free at once
+    await waitFor(`${total} frames on wout`, () => received >= total, { timeoutMs: 20_000 });
+    expect(received).toBe(total);
+    expect(inOrder).toBe(true);
+    expect(win.counters()).toMatchObject({ txFrames: total, txBytes: total * 60, txDrops: 0 });
+    win.close();
+    expect(win.counters()).toMatchObject({ txFrames: total });
+  });
+
+  it('through a writer thread, a failed write is thrown by the next write; close() with frames queued is clean', async () => {
+    const d = openIn(a, () => openTap('twdown', { writerThread: true }));
+    expect(d.write(etherFrame(B_MAC, TAP_MAC, 'x'))).toBe(true); // queued; the thread's write() meets a down link
+    let err: unknown;
+    await waitFor('the error of the thread\'s write', () => {
+      try { d.write(etherFrame(B_MAC, TAP_MAC, 'y')); } catch (e) { err = e; }
+      return err !== undefined;
+    });
+    expect(err).toMatchObject({ code: 'TUN_LINK_DOWN', errno: 'EIO', written: 0 });
+    expect((err as Error).message).toMatch(/writer thread.*ip link set twdown up/);
+    const p = packFrames(Array.from({ length: 500 }, () => etherFrame(B_MAC, TAP_MAC, 'z')));
+    expect(d.writeBatch(p.buffer, p.offsets, p.lengths, 500)).toBe(500);
+    d.close();
+    expect(d.state).toBe('closed');
+    expect(() => d.write(etherFrame(B_MAC, TAP_MAC, 'x'))).toThrow(expect.objectContaining({ code: 'TUN_CLOSED' }) as Error);
+  });
+
   it('pause() holds frames in the kernel queue; resume() delivers them', async () => {
     const tin = opened.find((d) => d.name === 'tin')!;
     const tout = opened.find((d) => d.name === 'tout')!;

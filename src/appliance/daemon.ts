@@ -149,7 +149,7 @@ export class Appliance {
         name: 'taps',
         start: () => {
           for (const s of config.segments) {
-            this.taps.set(s.id, openTap(segmentLinkNames(s.id).tap, { offload: true }));
+            this.taps.set(s.id, openTap(segmentLinkNames(s.id).tap, { offload: true, writerThread: true }));
             if (this.vlanImpl === 'userspace' && segmentBacking(s)?.kind === 'vlan') this.vlanPorts.set(s.id, openTap(segmentLinkNames(s.id).vlanPort));
           }
           if (config.tunnel?.l3) this.l3 = openTun(config.tunnel.l3.device);

@@ -14,8 +14,8 @@ import {
 
 describe('resolveDeviceOptions', () => {
   it('fills in defaults', () => {
-    expect(resolveDeviceOptions()).toEqual({ batchSize: DEFAULT_BATCH_SIZE, slotSize: DEFAULT_SLOT_SIZE, multiQueue: false, offload: false });
-    expect(resolveDeviceOptions({ offload: true })).toEqual({ batchSize: DEFAULT_BATCH_SIZE, slotSize: OFFLOAD_SLOT_SIZE, multiQueue: false, offload: true });
+    expect(resolveDeviceOptions()).toEqual({ batchSize: DEFAULT_BATCH_SIZE, slotSize: DEFAULT_SLOT_SIZE, multiQueue: false, offload: false, writerThread: false });
+    expect(resolveDeviceOptions({ offload: true })).toEqual({ batchSize: DEFAULT_BATCH_SIZE, slotSize: OFFLOAD_SLOT_SIZE, multiQueue: false, offload: true, writerThread: false });
   });
 
   it.each([
@@ -30,7 +30,8 @@ describe('resolveDeviceOptions', () => {
   });
 
   it('accepts the limits', () => {
-    expect(resolveDeviceOptions({ batchSize: 4096, slotSize: 64, multiQueue: true })).toEqual({ batchSize: 4096, slotSize: 64, multiQueue: true, offload: false });
+    expect(resolveDeviceOptions({ batchSize: 4096, slotSize: 64, multiQueue: true })).toEqual({ batchSize: 4096, slotSize: 64, multiQueue: true, offload: false, writerThread: false });
+    expect(resolveDeviceOptions({ writerThread: true }).writerThread).toBe(true);
     expect(resolveDeviceOptions({ batchSize: 1, slotSize: 131_072 }).slotSize).toBe(131_072);
   });
 });

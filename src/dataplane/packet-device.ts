@@ -161,7 +161,19 @@ export interface PacketDeviceOptions {
    * true the default slot size is {@link OFFLOAD_SLOT_SIZE}.
    */
   offload?: boolean;
+  /**
+   * Write through a thread of the device's own (TAP/TUN): `write` and
+   * `writeBatch` copy the frames into a ring of {@link WRITER_RING_BYTES}
+   * and return; the thread makes the system calls, in order. A write to a
+   * TAP carries the kernel's delivery of the frame to its destination, so
+   * this moves that work off the event loop's thread. A frame the ring has
+   * no room for is refused (as the kernel's EAGAIN would be). Default false.
+   */
+  writerThread?: boolean;
 }
+
+/** Ring of a device opened with `writerThread`, in bytes: 64 super-frames of 64 KiB. */
+export const WRITER_RING_BYTES = 4 * 1024 * 1024;
 
 /** Bytes of the virtio_net_hdr in front of each frame of an offload device. */
 export const VNET_HDR_BYTES = 10;
@@ -190,6 +202,7 @@ export interface ResolvedDeviceOptions {
   readonly slotSize: number;
   readonly multiQueue: boolean;
   readonly offload: boolean;
+  readonly writerThread: boolean;
 }
 
 /** Fill in defaults and check ranges; throws ValidationError (nothing opened). */
@@ -202,7 +215,7 @@ export function resolveDeviceOptions(opts: PacketDeviceOptions = {}): ResolvedDe
   if (!Number.isInteger(slotSize) || slotSize < MIN_SLOT_SIZE || slotSize > MAX_SLOT_SIZE) {
     throw new ValidationError(`slotSize must be an integer from ${MIN_SLOT_SIZE} to ${MAX_SLOT_SIZE} bytes, got ${slotSize}`);
   }
-  return { batchSize, slotSize, multiQueue: opts.multiQueue ?? false, offload: opts.offload ?? false };
+  return { batchSize, slotSize, multiQueue: opts.multiQueue ?? false, offload: opts.offload ?? false, writerThread: opts.writerThread ?? false };
 }
 
 /**

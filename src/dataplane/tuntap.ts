@@ -23,6 +23,7 @@ import {
   DeviceWriteError,
   SlabBatch,
   VNET_HDR_BYTES,
+  WRITER_RING_BYTES,
   checkIfName,
   resolveDeviceOptions,
   type DeviceKind,
@@ -128,6 +129,7 @@ class TunTapDevice extends BatchReader<SlabBatch> implements PacketDevice {
     try {
       this.q = new TunTap(name, kind === 'tun', o.multiQueue, o.batchSize, o.slotSize,
         (count) => { this.deliver(count); }, (err) => { this.failed(err); }, o.offload);
+      if (o.writerThread) this.q.startWriter(WRITER_RING_BYTES);
     } catch (e) {
       throw toTunError('open', e);
     }
@@ -163,6 +165,7 @@ class TunTapDevice extends BatchReader<SlabBatch> implements PacketDevice {
   }
 
   counters(): PacketDeviceCounters {
+    if (this.state !== 'closed') this.q.syncCounters();
     return this.nativeCounters();
   }
 

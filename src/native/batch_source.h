@@ -58,7 +58,7 @@ enum BatchCounter : uint32_t {
 // loop then turns between the sources batch by batch, so a frame waiting on
 // one side (a ping's reply, a TCP ack in the TAP) does not wait for several
 // batches of the other side's bulk; in nea bench this halved ping latency
-// under TCP load and cost no throughput (docs/performance.md, step 8).
+// under TCP load and cost no throughput (docs/performance.md, step 5).
 constexpr int kMaxBatchesPerWakeup = 1;
 // Bounds of the slab geometry accepted at open.
 constexpr uint32_t kMaxBatchSize = 4096;      // frames
@@ -145,6 +145,10 @@ class BatchSource : public Napi::ObjectWrap<Derived> {
     state_ = State::kPaused;
     return true;
   }
+
+  // Runs before the fd is closed (a subclass hides it to stop its own users
+  // of the fd first).
+  void BeforeClose() {}
 
   // The error handed to onError when reading stops for good. A subclass may
   // hide this with its own wording (CRTP: resolved at compile time).
@@ -273,6 +277,9 @@ class BatchSource : public Napi::ObjectWrap<Derived> {
 
   // Stops polling, closes the fd and releases what JS holds. Idempotent.
   void Shutdown(Teardown how) {
+    // (Not from the destructor: the subclass is gone by then, and its members
+    // were destroyed first, which stops their users of the fd.)
+    if (fd_ >= 0 && how != Teardown::kFinalizer) static_cast<Derived*>(this)->BeforeClose();
     if (poll_ != nullptr) {
       uv_poll_stop(poll_);
       poll_->data = nullptr;

@@ -66,6 +66,13 @@ export interface NativeTunTap {
   readonly vnetHdr: boolean;
   /** TUNSETOFFLOAD: checksum and TCP segmentation offloads on or off (vnetHdr devices only). */
   setOffload(on: boolean): void;
+  /**
+   * From now on writes are copied into a ring of `ringBytes` and written by a
+   * thread, in order (frame_writer.h); a frame without room counts as refused.
+   */
+  startWriter(ringBytes: number): void;
+  /** Brings the tx counters up to what the writer thread has written. */
+  syncCounters(): void;
 }
 
 /** Constructor of {@link NativeTunTap}; throws errno errors (see tuntap.cc). */

@@ -30,7 +30,19 @@
 //                                           later or drop)
 // Other write errors throw an errno error; writeBatch's error carries
 // .written, the number of frames written before the failing one.
+//   startWriter(ringBytes)                  from now on, write and writeBatch
+//                                           copy the frames into a ring of
+//                                           ringBytes and return; a writer
+//                                           thread does the system calls, in
+//                                           order (frame_writer.h). A frame
+//                                           the ring has no room for counts as
+//                                           refused (as EAGAIN); an error of
+//                                           the thread's writes is thrown by
+//                                           the next write or writeBatch.
+//   syncCounters()                          brings the tx counters up to what
+//                                           the writer thread has done
 #include "batch_source.h"
+#include "frame_writer.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -50,6 +62,23 @@ constexpr uint8_t kNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
 const uint8_t kZeroHdr[kVnetHdrLen] = {};
 
 inline uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+
+// One frame; with a virtio header, `length` may carry kWithHeader (the frame
+// starts with its own header), else a zero header goes first.
+ssize_t WriteTapFrame(int fd, bool vnet, const uint8_t* p, uint32_t length) {
+  if (!vnet) return ::write(fd, p, length);
+  if ((length & kWithHeader) != 0) return ::write(fd, p, length & ~kWithHeader);
+  struct iovec v[2];
+  v[0].iov_base = const_cast<uint8_t*>(kZeroHdr);
+  v[0].iov_len = kVnetHdrLen;
+  v[1].iov_base = const_cast<uint8_t*>(p);
+  v[1].iov_len = length;
+  return ::writev(fd, v, 2);
+}
+
+// Bounds of startWriter's ring.
+constexpr double kMinRingBytes = 256 * 1024;
+constexpr double kMaxRingBytes = 256 * 1024 * 1024;
 
 // Finishes a partial checksum: the one's complement sum of frame[start, len)
 // (the field at start + offset holds the pseudo-header sum) goes into that
@@ -92,6 +121,8 @@ class TunTap : public BatchSource<TunTap> {
     props.push_back(InstanceMethod("write", &TunTap::Write));
     props.push_back(InstanceMethod("writeBatch", &TunTap::WriteBatch));
     props.push_back(InstanceMethod("setOffload", &TunTap::SetOffload));
+    props.push_back(InstanceMethod("startWriter", &TunTap::StartWriter));
+    props.push_back(InstanceMethod("syncCounters", &TunTap::SyncCounters));
     return DefineClass(env, "TunTap", props);
   }
 
@@ -269,6 +300,14 @@ class TunTap : public BatchSource<TunTap> {
       Napi::RangeError::New(env, "write(): offset + length is beyond the end of buf").ThrowAsJavaScriptException();
       return Napi::Value();
     }
+    if (writer_) {
+      if (ThrowWriterError(env, 0)) return Napi::Value();
+      const bool queued = writer_->Push(buf + offset, length);
+      if (queued) writer_->Publish();
+      else writer_->drops.fetch_add(1, std::memory_order_relaxed);
+      SyncWriterCounters();
+      return Napi::Boolean::New(env, queued);
+    }
     for (;;) {
       ssize_t w = WriteFrame(buf + offset, length);
       if (w >= 0) {
@@ -313,6 +352,15 @@ class TunTap : public BatchSource<TunTap> {
         return Napi::Value();
       }
     }
+    if (writer_) {
+      if (ThrowWriterError(env, 0)) return Napi::Value();
+      uint32_t n = 0;
+      while (n < count && writer_->Push(buf + offsets[n], lengths[n])) ++n;
+      if (n > 0) writer_->Publish();
+      if (n < count) writer_->drops.fetch_add(count - n, std::memory_order_relaxed);
+      SyncWriterCounters();
+      return Napi::Number::New(env, n);
+    }
     uint32_t i = 0;
     double bytes = 0;
     int err = 0;
@@ -339,19 +387,62 @@ class TunTap : public BatchSource<TunTap> {
     return Napi::Number::New(env, i);
   }
 
-  // One frame; with a virtio header, `length` may carry kWithHeader (the
-  // frame starts with its own header), else a zero header goes first.
-  ssize_t WriteFrame(const uint8_t* p, uint32_t length) {
-    if (!vnet_) return ::write(Fd(), p, length);
-    if ((length & kWithHeader) != 0) return ::write(Fd(), p, length & ~kWithHeader);
-    struct iovec v[2];
-    v[0].iov_base = const_cast<uint8_t*>(kZeroHdr);
-    v[0].iov_len = kVnetHdrLen;
-    v[1].iov_base = const_cast<uint8_t*>(p);
-    v[1].iov_len = length;
-    return ::writev(Fd(), v, 2);
+  ssize_t WriteFrame(const uint8_t* p, uint32_t length) { return WriteTapFrame(Fd(), vnet_, p, length); }
+
+  // startWriter(ringBytes)
+  Napi::Value StartWriter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!IsOpen()) return ThrowClosed(env, "startWriter");
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      Napi::TypeError::New(env, "startWriter(ringBytes: number)").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    const double ring = info[0].As<Napi::Number>().DoubleValue();
+    if (!(ring >= kMinRingBytes && ring <= kMaxRingBytes)) {
+      Napi::RangeError::New(env, "startWriter(): ringBytes must be " + std::to_string(static_cast<int>(kMinRingBytes)) +
+                                     ".." + std::to_string(static_cast<int>(kMaxRingBytes)))
+          .ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    if (writer_) return env.Undefined();
+    for (int k = 0; k < 3; ++k) txBase_[k] = counters_[kTxFrames + k];
+    writer_ = std::make_unique<FrameWriter>(Fd(), vnet_, static_cast<size_t>(ring), vnet_ ? ~kWithHeader : ~0u,
+                                            &WriteTapFrame);
+    return env.Undefined();
   }
 
+  // syncCounters()
+  Napi::Value SyncCounters(const Napi::CallbackInfo& info) {
+    if (writer_) SyncWriterCounters();
+    return info.Env().Undefined();
+  }
+
+  void SyncWriterCounters() {
+    counters_[kTxFrames] = txBase_[0] + static_cast<double>(writer_->frames.load(std::memory_order_relaxed));
+    counters_[kTxBytes] = txBase_[1] + static_cast<double>(writer_->bytes.load(std::memory_order_relaxed));
+    counters_[kTxDrops] = txBase_[2] + static_cast<double>(writer_->drops.load(std::memory_order_relaxed));
+  }
+
+  // Throws the writer thread's first failed write since the last call, if any.
+  bool ThrowWriterError(napi_env env, uint32_t written) {
+    const int err = writer_->error.exchange(0, std::memory_order_relaxed);
+    if (err == 0) return false;
+    Napi::Error e = WriteError(env, err, "writing a frame to " + kind_ + " " + name_ + " failed (writer thread)");
+    e.Set("written", Napi::Number::New(env, written));
+    e.ThrowAsJavaScriptException();
+    return true;
+  }
+
+ public:
+  // Called by BatchSource::Shutdown before the fd is closed.
+  void BeforeClose() {
+    if (!writer_) return;
+    writer_->Stop();
+    SyncWriterCounters();
+    writer_.reset();
+  }
+
+ private:
   // setOffload(on: boolean)
   Napi::Value SetOffload(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -387,6 +478,8 @@ class TunTap : public BatchSource<TunTap> {
   std::string kind_;
   uint8_t overflow_ = 0;  // receives the byte beyond the last slot (see ReadBatch)
   bool vnet_ = false;     // IFF_VNET_HDR: a virtio_net_hdr in front of every frame
+  std::unique_ptr<FrameWriter> writer_;  // startWriter(): writes go through a thread
+  double txBase_[3] = {0, 0, 0};         // tx counters when the writer started
 };
 
 // Keeps this shared object mapped for the life of the process. A worker

@@ -9,6 +9,6 @@
  * and that young generation alone was a third of the appliance's peak
  * resident memory; with the cap, scavenges run more often but each is
  * shorter, and in `nea bench` neither throughput nor latency moved beyond
- * the run-to-run spread (docs/performance.md, step 7).
+ * the run-to-run spread (docs/performance.md, step 4).
  */
 export const APPLIANCE_NODE_OPTIONS: readonly string[] = ['--max-semi-space-size=2'];

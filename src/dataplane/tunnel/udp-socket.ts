@@ -18,7 +18,7 @@ import type { DatagramBatch, TunnelSocket } from './socket.js';
 /**
  * Datagrams per receive batch. The engine opens a batch, then writes its
  * frames to the TAP: a batch of 256 held a ping 1–2 ms behind its bulk at
- * TCP line rate, 64 keeps the same throughput (docs/performance.md, step 8).
+ * TCP line rate, 64 keeps the same throughput (docs/performance.md, step 5).
  */
 export const TUNNEL_RX_BATCH = 64;
 /**
