@@ -57,8 +57,7 @@ enum BatchCounter : uint32_t {
 // source cannot starve timers and other handles of the event loop. One: the
 // loop then turns between the sources batch by batch, so a frame waiting on
 // one side (a ping's reply, a TCP ack in the TAP) does not wait for several
-// batches of the other side's bulk; in nea bench this halved ping latency
-// under TCP load and cost no throughput (docs/performance.md, step 5).
+// batches of the other side's bulk (docs/performance.md, step 5).
 constexpr int kMaxBatchesPerWakeup = 1;
 // Bounds of the slab geometry accepted at open.
 constexpr uint32_t kMaxBatchSize = 4096;      // frames
