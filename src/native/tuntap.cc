@@ -406,8 +406,15 @@ class TunTap : public BatchSource<TunTap> {
     }
     if (writer_) return env.Undefined();
     for (int k = 0; k < 3; ++k) txBase_[k] = counters_[kTxFrames + k];
-    writer_ = std::make_unique<FrameWriter>(Fd(), vnet_, static_cast<size_t>(ring), vnet_ ? ~kWithHeader : ~0u,
-                                            &WriteTapFrame);
+    try {
+      writer_ = std::make_unique<FrameWriter>(Fd(), vnet_, static_cast<size_t>(ring), vnet_ ? ~kWithHeader : ~0u,
+                                              &WriteTapFrame);
+    } catch (const std::exception& e) {  // no memory for the ring, or no thread (std::system_error)
+      Napi::Error::New(env, std::string("startWriter(): cannot start the writer thread of ") + kind_ + " " + name_ + ": " +
+                                e.what())
+          .ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
     return env.Undefined();
   }
 
