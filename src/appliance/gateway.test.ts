@@ -60,7 +60,7 @@ class FakeKernel implements ModeEffects {
   readonly settings = new Map<string, string>();
   sysctl(s: { path: string; value: string; optional?: boolean }): void {
     this.settings.set(s.path, s.value);
-    if (s.path.includes('forward')) this.log.push(`sysctl ${s.path}=${s.value}${s.optional ? ' (if present)' : ''}`);
+    if (s.path.includes('forward') || (s.path.endsWith('/disable_ipv6') && s.value === '0')) this.log.push(`sysctl ${s.path}=${s.value}${s.optional ? ' (if present)' : ''}`);
   }
   readonly announced: string[] = [];
   announce(a: { link: string; ipv4?: string }): Promise<void> {
@@ -126,6 +126,29 @@ describe('ModeController', () => {
     await Promise.resolve();
     expect(k.announced).toHaveLength(6);
     expect(c.status()).toMatchObject({ generation: 2, lastError: null, segments: [{ id: 10, mode: 'gateway', internet: true }], publicAddresses: ['203.0.113.17/32'], publicRules: { configured: 1, active: 1 } });
+  });
+
+  it('extend → IPv6 gateway: IPv6 comes on for the bridge only after the ruleset cut the tunnel port (its first packets never reach production)', async () => {
+    const k = new FakeKernel();
+    const c = controller(k);
+    const v6 = (mode: string): ApplianceConfig => parseApplianceConfig({
+      role: 'sp', name: 'sp1',
+      external: { interface: 'ext0', addresses: ['203.0.113.2/24'], defaultRoute: { ipv4: '203.0.113.1' }, publicPool: ['203.0.113.16/28'] },
+      segments: [{ id: 10, name: 'web', uplink: 'c10', mode, internet: true, gateway: { ipv4: '10.1.0.1/24', ipv6: 'fd00:1::1/64' } }],
+    }, 'test');
+    await c.apply(v6('extend'));
+    expect(k.log.filter((l) => l.includes('disable_ipv6'))).toEqual([]);
+    k.log.length = 0;
+    await c.apply(v6('gateway'));
+    const ruleset = k.log.indexOf('nft apply seg10:gateway');
+    const ipv6On = k.log.indexOf('sysctl net/ipv6/conf/nea-br10/disable_ipv6=0');
+    expect(ruleset).toBeGreaterThan(0);
+    expect(ipv6On).toBeGreaterThan(ruleset);
+    expect(k.log.filter((l) => l.includes('disable_ipv6'))).toHaveLength(1);
+    expect(k.log.at(-1)).toMatch(/^reconcile nea-br10=\[10\.1\.0\.1\/24,fd00:1::1\/64\]/);
+    k.log.length = 0;
+    await c.apply(v6('extend'));
+    expect(k.settings.get('net/ipv6/conf/nea-br10/disable_ipv6')).toBe('1');
   });
 
   it('gateway → extend: the gateway address goes before the ruleset lets production back in; flows of the rules and of internet are flushed', async () => {

@@ -15,13 +15,17 @@
  *      (the gateway address of a segment going back to extend, public
  *      addresses no longer mapped) — before the firewall lets production
  *      back in, so an address is never held on an extended segment;
- *   2. kernel settings: forwarding, per-bridge ARP and IPv6 (an IPv6
- *      address can only be added once IPv6 is on);
+ *   2. kernel settings: forwarding, per-bridge ARP, IPv6 off — but not
+ *      IPv6 on (see 4);
  *   3. the ruleset, atomically (nft -f): the old one stays until the new one
  *      is whole;
- *   4. additions: new gateway addresses, public addresses, routes — after
- *      the firewall cut the segment's tunnel port, so the appliance never
- *      answers for the gateway towards production;
+ *   4. IPv6 on for a bridge that becomes an IPv6 gateway, then additions:
+ *      new gateway addresses, public addresses, routes — after the firewall
+ *      cut the segment's tunnel port, so the appliance never answers for the
+ *      gateway towards production, and production never hears the bridge's
+ *      first IPv6 packets (the duplicate address detection of its link-local
+ *      address goes out as IPv6 comes on; an IPv6 address can only be added
+ *      once IPv6 is on);
  *   5. announcements of newly held addresses: gateways (gratuitous ARP,
  *      unsolicited NA), public IPv4 addresses (gratuitous ARP on the
  *      external interface); sent 3 times, 1 s apart: Linux ignores an update
@@ -54,6 +58,11 @@ import {
   activeRules, announcements, checkRuntimeChange, closedFirewall, conntrackFlushes, firewallSegmentName, firewallWithModes, heldPublicAddresses, kernelSettings, modeOf,
   networkWithModes, stillHeld, type Announcement, type GatewayAddresses, type SegmentMode, type SysctlSetting,
 } from './modes.js';
+
+/** A setting that turns IPv6 on for a link: applied only once the ruleset is in (step 4). */
+function turnsIpv6On(s: SysctlSetting): boolean {
+  return s.path.endsWith('/disable_ipv6') && s.value === '0';
+}
 
 /** Announcements per newly held address, and the gap between them in ms. */
 export const ANNOUNCE_REPEATS = 3;
@@ -209,20 +218,22 @@ export class ModeController {
       let firewallChanged = false;
       let firewallApplied = false;
       const settings = this.settings(next);
+      const early = settings.filter((s) => !turnsIpv6On(s));
       try {
         // Starting: closed until the real ruleset is in.
         if (!prev) await fx.applyFirewall(closedFirewall(want.fw));
         // Settings of links that exist already (a TAP is down until step 1 brings it up: its IPv6 goes off first).
-        for (const s of settings) fx.sysctl({ ...s, optional: true });
+        for (const s of early) fx.sysctl({ ...s, optional: true });
         // 1. Removals only.
         const now = await fx.snapshot(want.net.links.map((l) => l.name));
         kernelChanges += await fx.reconcile(removalsOnly(want.net, now));
-        // 2. Kernel settings, every link there now.
-        for (const s of settings) fx.sysctl(s);
+        // 2. Kernel settings, every link there now; IPv6 stays off until the ruleset is in.
+        for (const s of early) fx.sysctl(s);
         // 3. The ruleset.
         firewallChanged = (await fx.applyFirewall(want.fw)).changed;
         firewallApplied = true;
-        // 4. Additions.
+        // 4. IPv6 on where a gateway needs it, then additions.
+        for (const s of settings) if (turnsIpv6On(s)) fx.sysctl(s);
         kernelChanges += await fx.reconcile(want.net);
       } catch (e) {
         if (old && prev) await this.restore(prev, old, firewallApplied);
@@ -266,10 +277,12 @@ export class ModeController {
   /** Put the previous state back after a failed step (best effort; failures logged). */
   private async restore(prev: ApplianceConfig, old: { net: DesiredNetwork; fw: DesiredFirewall }, firewallApplied: boolean): Promise<void> {
     const { effects: fx, log } = this.opts;
+    const settings = this.settings(prev);
     const steps: [string, () => Promise<unknown>][] = [
-      ['kernel settings', () => { for (const s of this.settings(prev)) fx.sysctl(s); return Promise.resolve(); }],
+      ['kernel settings', () => { for (const s of settings) if (!turnsIpv6On(s)) fx.sysctl(s); return Promise.resolve(); }],
       // The ruleset only when the new one went in (a refused one left the old in place).
       ...(firewallApplied ? [['ruleset', () => fx.applyFirewall(old.fw)] as [string, () => Promise<unknown>]] : []),
+      ['IPv6 of gateway bridges', () => { for (const s of settings) if (turnsIpv6On(s)) fx.sysctl(s); return Promise.resolve(); }],
       ['addresses and routes', () => fx.reconcile(old.net)],
     ];
     let ok = true;
