@@ -130,6 +130,31 @@ describe('TAP/TUN devices on a real kernel', () => {
     return d;
   }
 
+  /** `total` frames numbered 0.. (a big-endian counter after the Ethernet header), packed for writeBatch. */
+  function numberedBurst(total: number): ReturnType<typeof packFrames> {
+    return packFrames(Array.from({ length: total }, (_, i) => {
+      const f = etherFrame(UNKNOWN_MAC, TAP_MAC, '');
+      f.writeUInt32BE(i, 14);
+      return f;
+    }));
+  }
+
+  /** Counts the numbered frames `dev` receives and whether they came in order (the batch handler). */
+  function countNumbered(dev: PacketDevice): { received: number; inOrder: boolean; batches: number; largest: number } {
+    const seen = { received: 0, inOrder: true, batches: 0, largest: 0 };
+    dev.onBatch((batch) => {
+      seen.batches++;
+      seen.largest = Math.max(seen.largest, batch.count);
+      for (let i = 0; i < batch.count; i++) {
+        const off = batch.offset(i);
+        if (batch.buffer.readUInt16BE(off + 12) !== ETHERTYPE) continue;
+        if (batch.buffer.readUInt32BE(off + 14) !== seen.received) seen.inOrder = false;
+        seen.received++;
+      }
+    });
+    return seen;
+  }
+
   async function enslave(ns: Netns, port: string, bridge: string): Promise<void> {
     await ns.ip('link', 'set', port, 'master', bridge, 'up');
     await waitForwarding(ns, port);
@@ -188,27 +213,8 @@ describe('TAP/TUN devices on a real kernel', () => {
     await enslave(c, 'tin', 'br1');
     await enslave(c, 'tout', 'br1');
 
-    let received = 0;
-    let batches = 0;
-    let largest = 0;
-    let inOrder = true;
-    tout.onBatch((batch) => {
-      batches++;
-      largest = Math.max(largest, batch.count);
-      for (let i = 0; i < batch.count; i++) {
-        const off = batch.offset(i);
-        if (batch.buffer.readUInt16BE(off + 12) !== ETHERTYPE) continue;
-        if (batch.buffer.readUInt32BE(off + 14) !== received) inOrder = false;
-        received++;
-      }
-    });
-
-    const frames = Array.from({ length: total }, (_, i) => {
-      const f = etherFrame(UNKNOWN_MAC, TAP_MAC, '');
-      f.writeUInt32BE(i, 14);
-      return f;
-    });
-    const p = packFrames(frames);
+    const seen = countNumbered(tout);
+    const p = numberedBurst(total);
     let written = 0;
     while (written < total) {
       const n = Math.min(1000, total - written);
@@ -216,14 +222,14 @@ describe('TAP/TUN devices on a real kernel', () => {
     }
     expect(written).toBe(total);
 
-    await waitFor(`${total} frames on tout`, () => received >= total, { timeoutMs: 20_000 });
-    expect(received).toBe(total);
-    expect(inOrder).toBe(true);
-    expect(batches).toBeLessThan(total);
-    expect(largest).toBeLessThanOrEqual(batchSize);
+    await waitFor(`${total} frames on tout`, () => seen.received >= total, { timeoutMs: 20_000 });
+    expect(seen.received).toBe(total);
+    expect(seen.inOrder).toBe(true);
+    expect(seen.batches).toBeLessThan(total);
+    expect(seen.largest).toBeLessThanOrEqual(batchSize);
     expect(tin.counters()).toMatchObject({ txFrames: total, txBytes: total * 60, txDrops: 0 });
-    expect(tout.counters()).toMatchObject({ rxDrops: 0, rxBatches: batches });
-    console.log(`burst: ${total} frames in ${batches} batches (largest ${largest})`);
+    expect(tout.counters()).toMatchObject({ rxDrops: 0, rxBatches: seen.batches });
+    console.log(`burst: ${total} frames in ${seen.batches} batches (largest ${seen.largest})`);
   });
 
   it('through a writer thread, a burst of 10,000 frames arrives complete, in order, and is counted', async () => {
@@ -233,30 +239,16 @@ describe('TAP/TUN devices on a real kernel', () => {
     await c.ip('link', 'set', 'wout', 'txqueuelen', '16384');
     await enslave(c, 'win', 'br1');
     await enslave(c, 'wout', 'br1');
-    let received = 0;
-    let inOrder = true;
-    wout.onBatch((batch) => {
-      for (let i = 0; i < batch.count; i++) {
-        const off = batch.offset(i);
-        if (batch.buffer.readUInt16BE(off + 12) !== ETHERTYPE) continue;
-        if (batch.buffer.readUInt32BE(off + 14) !== received) inOrder = false;
-        received++;
-      }
-    });
-    const frames = Array.from({ length: total }, (_, i) => {
-      const f = etherFrame(UNKNOWN_MAC, TAP_MAC, '');
-      f.writeUInt32BE(i, 14);
-      return f;
-    });
-    const p = packFrames(frames);
+    const seen = countNumbered(wout);
+    const p = numberedBurst(total);
     // The writes return as soon as the frames are in the ring (4 MiB: all of them fit).
     let written = 0;
     for (let s = 0; s < total; s += 1000) written += win.writeBatch(p.buffer, p.offsets.subarray(s, s + 1000), p.lengths.subarray(s, s + 1000), 1000);
     expect(written).toBe(total);
     p.buffer.fill(0); // the ring holds copies: the caller's buffer is free at once
-    await waitFor(`${total} frames on wout`, () => received >= total, { timeoutMs: 20_000 });
-    expect(received).toBe(total);
-    expect(inOrder).toBe(true);
+    await waitFor(`${total} frames on wout`, () => seen.received >= total, { timeoutMs: 20_000 });
+    expect(seen.received).toBe(total);
+    expect(seen.inOrder).toBe(true);
     expect(win.counters()).toMatchObject({ txFrames: total, txBytes: total * 60, txDrops: 0 });
     win.close();
     expect(win.counters()).toMatchObject({ txFrames: total });
