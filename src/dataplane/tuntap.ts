@@ -129,16 +129,16 @@ class TunTapDevice extends BatchReader<SlabBatch> implements PacketDevice {
     try {
       this.q = new TunTap(name, kind === 'tun', o.multiQueue, o.batchSize, o.slotSize,
         (count) => { this.deliver(count); }, (err) => { this.failed(err); }, o.offload);
-      if (o.writerThread) {
-        try {
-          this.q.startWriter(WRITER_RING_BYTES);
-        } catch (e) {
-          this.q.close(); // opened, but not as asked: nothing stays open
-          throw e;
-        }
-      }
     } catch (e) {
       throw toTunError('open', e);
+    }
+    if (o.writerThread) {
+      try {
+        this.q.startWriter(WRITER_RING_BYTES);
+      } catch (e) {
+        this.q.close(); // opened, but not as asked: nothing stays open
+        throw toTunError('open', e);
+      }
     }
     this.name = this.q.name;
     this.batchSize = o.batchSize;

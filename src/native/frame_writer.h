@@ -25,7 +25,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
@@ -111,8 +110,10 @@ class FrameWriter {
       if (tail == published) {
         std::unique_lock<std::mutex> lock(mutex_);
         sleeping_.store(true, std::memory_order_seq_cst);
-        // The timeout only bounds a wake-up lost to a bug; Publish wakes it.
-        wake_.wait_for(lock, std::chrono::milliseconds(100), [&] {
+        // No lost wake-up: either this check sees what Publish stored before
+        // it read sleeping_, or Publish saw sleeping_ and notifies under the
+        // mutex (all seq_cst), after this wait released it.
+        wake_.wait(lock, [&] {
           return published_.load(std::memory_order_seq_cst) != tail || stop_.load(std::memory_order_seq_cst);
         });
         sleeping_.store(false, std::memory_order_seq_cst);

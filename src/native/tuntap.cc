@@ -40,7 +40,9 @@
 //                                           the thread's writes is thrown by
 //                                           the next write or writeBatch.
 //   syncCounters()                          brings the tx counters up to what
-//                                           the writer thread has done
+//                                           the writer thread has done (in
+//                                           writer mode they move only then,
+//                                           and at close)
 #include "batch_source.h"
 #include "frame_writer.h"
 
@@ -301,12 +303,8 @@ class TunTap : public BatchSource<TunTap> {
       return Napi::Value();
     }
     if (writer_) {
-      if (ThrowWriterError(env, 0)) return Napi::Value();
-      const bool queued = writer_->Push(buf + offset, length);
-      if (queued) writer_->Publish();
-      else writer_->drops.fetch_add(1, std::memory_order_relaxed);
-      SyncWriterCounters();
-      return Napi::Boolean::New(env, queued);
+      if (ThrowWriterError(env)) return Napi::Value();
+      return Napi::Boolean::New(env, Enqueue(buf, &offset, &length, 1) == 1);
     }
     for (;;) {
       ssize_t w = WriteFrame(buf + offset, length);
@@ -353,13 +351,8 @@ class TunTap : public BatchSource<TunTap> {
       }
     }
     if (writer_) {
-      if (ThrowWriterError(env, 0)) return Napi::Value();
-      uint32_t n = 0;
-      while (n < count && writer_->Push(buf + offsets[n], lengths[n])) ++n;
-      if (n > 0) writer_->Publish();
-      if (n < count) writer_->drops.fetch_add(count - n, std::memory_order_relaxed);
-      SyncWriterCounters();
-      return Napi::Number::New(env, n);
+      if (ThrowWriterError(env)) return Napi::Value();
+      return Napi::Number::New(env, Enqueue(buf, offsets, lengths, count));
     }
     uint32_t i = 0;
     double bytes = 0;
@@ -430,12 +423,24 @@ class TunTap : public BatchSource<TunTap> {
     counters_[kTxDrops] = txBase_[2] + static_cast<double>(writer_->drops.load(std::memory_order_relaxed));
   }
 
-  // Throws the writer thread's first failed write since the last call, if any.
-  bool ThrowWriterError(napi_env env, uint32_t written) {
+  // Writer mode: copies frames into the ring, in order, until one does not
+  // fit (it and the rest are refused, counted as drops); returns how many went in.
+  uint32_t Enqueue(const uint8_t* buf, const uint32_t* offsets, const uint32_t* lengths, uint32_t count) {
+    uint32_t n = 0;
+    while (n < count && writer_->Push(buf + offsets[n], lengths[n])) ++n;
+    if (n > 0) writer_->Publish();
+    if (n < count) writer_->drops.fetch_add(count - n, std::memory_order_relaxed);
+    return n;
+  }
+
+  // Throws the writer thread's first failed write since the last call, if
+  // any (a plain load first: the hot path pays no read-modify-write).
+  bool ThrowWriterError(napi_env env) {
+    if (writer_->error.load(std::memory_order_relaxed) == 0) return false;
     const int err = writer_->error.exchange(0, std::memory_order_relaxed);
     if (err == 0) return false;
     Napi::Error e = WriteError(env, err, "writing a frame to " + kind_ + " " + name_ + " failed (writer thread)");
-    e.Set("written", Napi::Number::New(env, written));
+    e.Set("written", Napi::Number::New(env, 0));
     e.ThrowAsJavaScriptException();
     return true;
   }
