@@ -54,8 +54,8 @@ export class Reassembler {
   private readonly large: ArrayBuffer[] = [];
   /** Records of finished frames, for the next ones. */
   private readonly records: Pending[] = [];
-  /** The last view made over each pooled buffer: frames of one flow have one length, so it serves again. */
-  private readonly views = new WeakMap<ArrayBuffer, Uint8Array>();
+  /** No frame in progress started before this (a lower bound): expire() has nothing to do until the timeout passes it. */
+  private oldest = Number.POSITIVE_INFINITY;
 
   constructor(opts: ReassemblyOptions = {}) {
     this.maxPending = opts.maxPending ?? 64;
@@ -100,6 +100,7 @@ export class Reassembler {
       p.frame = this.acquire(h.frameLength);
       p.started = now;
       p.received = 0;
+      if (now < this.oldest) this.oldest = now;
       i = this.pending.push(p) - 1;
     }
     if (p.offsets.includes(h.offset)) return undefined;
@@ -131,13 +132,20 @@ export class Reassembler {
     if (this.records.length < this.maxPending) this.records.push(p);
   }
 
-  /** Gives up frames older than the timeout. */
+  /** Gives up frames older than the timeout (a scan only once the oldest may be due). */
   expire(now: number): void {
+    if (now - this.oldest < this.timeoutMs) return;
+    let oldest = Number.POSITIVE_INFINITY;
     for (let j = this.pending.length - 1; j >= 0; j--) {
-      if (now - this.pending[j]!.started < this.timeoutMs) continue;
+      const started = this.pending[j]!.started;
+      if (now - started < this.timeoutMs) {
+        oldest = Math.min(oldest, started);
+        continue;
+      }
       this.retire(this.remove(j));
       this.counters.dropped++;
     }
+    this.oldest = oldest;
   }
 
   private indexOf(key: number): number {
@@ -165,11 +173,7 @@ export class Reassembler {
   private acquire(length: number): Uint8Array {
     const big = length > MAX_FRAME_BYTES;
     const ab = (big ? this.large : this.small).pop() ?? new ArrayBuffer(big ? MAX_OFFLOAD_BYTES : MAX_FRAME_BYTES);
-    let v = this.views.get(ab);
-    if (v === undefined || v.length !== length) {
-      v = new Uint8Array(ab, 0, length);
-      this.views.set(ab, v);
-    }
+    const v = new Uint8Array(ab, 0, length);
     v.fill(0);
     return v;
   }
